@@ -1,1 +1,42 @@
-fn main() {}
+//! The `ferry` command line. Thin: it parses arguments, calls ferry-core and renders.
+
+mod cli;
+mod commands;
+mod output;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use commands::Exit;
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { allow_unresolved } => {
+            commands::validate::run(&cli.global, allow_unresolved)
+        }
+        Command::Print { model } => commands::print::run(&cli.global, model),
+        Command::Schema => commands::schema::run(),
+        Command::Completions { shell } => commands::completions::run(shell),
+    };
+    let code = match result {
+        Ok(exit) => exit as i32,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("caused by: {cause}");
+            }
+            Exit::Failure as i32
+        }
+    };
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

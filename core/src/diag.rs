@@ -156,24 +156,7 @@ impl Diag {
         }
         let mut out = String::new();
         let _ = handler.render_report(&mut out, &report);
-        if let Some(span) = self.span {
-            // miette prints the file:line:col inside the snippet frame; we also lead with it so
-            // that editors and CI log scanners can pick it up from a plain line.
-            out = format!(
-                "{}: {}\n{}",
-                sources.location(span),
-                self.severity_word(),
-                out
-            );
-        }
         out
-    }
-
-    fn severity_word(&self) -> &'static str {
-        match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        }
     }
 }
 
@@ -190,14 +173,12 @@ impl fmt::Debug for MietteDiag<'_> {
 }
 impl fmt::Display for MietteDiag<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diag.message)
+        // The code goes on the message line (miette would give it a line of its own).
+        write!(f, "{} [{}]", self.diag.message, self.diag.code)
     }
 }
 impl std::error::Error for MietteDiag<'_> {}
 impl miette::Diagnostic for MietteDiag<'_> {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.diag.code))
-    }
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.diag.severity {
             Severity::Error => miette::Severity::Error,

@@ -31,6 +31,9 @@ pub struct LoadOptions {
     pub params: BTreeMap<String, String>,
     /// The environment for `${env:}`; `None` reads the process environment.
     pub env: Option<HashMap<String, String>>,
+    /// Missing environment variables, options and files become warnings (see
+    /// [`VarContext::allow_unresolved`]).
+    pub allow_unresolved: bool,
 }
 
 /// A loaded, valid manifest.
@@ -148,6 +151,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailure> {
     let base_dir = full.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut ctx = VarContext {
         base_dir,
+        allow_unresolved: opts.allow_unresolved,
         stage: opts.stage.clone(),
         region: opts.region.clone(),
         params: opts.params.clone(),

@@ -345,6 +345,11 @@ pub enum PayloadVersion {
     /// HTTP API payload 2.0.
     #[serde(rename = "2.0")]
     V2,
+    /// REST API non-proxy `lambda` integration (Serverless Framework `integration: lambda`):
+    /// the event is the framework's default request template (`body`, `method`, `headers`,
+    /// `query`, `path`, ...) and the function's result is the response body.
+    #[serde(rename = "lambda")]
+    Lambda,
 }
 
 /// A storage event kind.

@@ -631,7 +631,7 @@ fn event(
     let sub = |s: &str| format!("{tpath}.{s}");
     match kind {
         "httpApi" | "http" => {
-            let payload = if kind == "http" { PayloadVersion::V1 } else { PayloadVersion::V2 };
+            let mut payload = if kind == "http" { PayloadVersion::V1 } else { PayloadVersion::V2 };
             let (method, path, cors) = match &v.value {
                 Value::Str(s) if s.trim() == "*" => ("ANY".to_owned(), "/{proxy+}".to_owned(), http_api_cors),
                 Value::Str(s) => {
@@ -661,12 +661,14 @@ fn event(
                         }
                     }
                     if let Some(i) = v.get("integration").and_then(Node::as_str) {
-                        if !matches!(i, "lambda-proxy" | "aws-proxy" | "aws_proxy") {
-                            cx.unsupported(
-                                format!("`{kind}.integration: {i}` of function `{fname}`: ferry deploys proxy integrations only"),
+                        match i {
+                            "lambda-proxy" | "aws-proxy" | "aws_proxy" => {}
+                            "lambda" | "aws" if kind == "http" => payload = PayloadVersion::Lambda,
+                            _ => cx.unsupported(
+                                format!("`{kind}.integration: {i}` of function `{fname}` is not supported"),
                                 v.get_key("integration").map_or(v.span, |n| n.span),
-                                "remove `integration` to use the proxy integration",
-                            );
+                                "ferry deploys `lambda-proxy` and `lambda` integrations",
+                            ),
                         }
                     }
                     let path = v.get("path").and_then(Node::scalar_text).unwrap_or_else(|| "/".into());
@@ -838,6 +840,22 @@ fn int(n: Option<&Node>, cx: &mut Ctx, path: &str) -> Option<u32> {
     match &n.value {
         Value::Int(i) if *i >= 0 => u32::try_from(*i).ok(),
         Value::Str(s) if s.trim().parse::<u32>().is_ok() => s.trim().parse().ok(),
+        // `memorySize: 1536MB`: the framework passes it on and CloudFormation rejects it;
+        // the intent is clear, so take the number and say how to write it.
+        Value::Str(s)
+            if s.trim()
+                .strip_suffix("MB")
+                .is_some_and(|d| d.trim().parse::<u32>().is_ok()) =>
+        {
+            let v: u32 = s.trim().trim_end_matches("MB").trim().parse().ok()?;
+            cx.warn(
+                "unit-suffix",
+                format!("`{s}` has a unit; the value is a number of MB"),
+                n.span,
+                &format!("write `{v}`"),
+            );
+            Some(v)
+        }
         _ => {
             cx.errors.push(
                 Diag::error(

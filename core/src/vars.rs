@@ -24,6 +24,10 @@ pub struct VarContext {
     pub env: HashMap<String, String>,
     /// The folder of the manifest: `${file(..)}` paths and `.env` files are relative to it.
     pub base_dir: PathBuf,
+    /// Keep values that must come from outside the repository (environment variables, CLI
+    /// options, files) as written, with a warning, when they are missing. For validating in
+    /// jobs that have no secrets, the way `terraform validate` checks without variable values.
+    pub allow_unresolved: bool,
 }
 
 impl VarContext {
@@ -403,6 +407,25 @@ impl<'s> Resolver<'s> {
                 None => misses.push(reference),
             }
         }
+        let external = |m: &String| {
+            m.starts_with("env:")
+                || m.starts_with("opt:")
+                || m.starts_with("file(")
+                || m.starts_with("param:")
+        };
+        if self.ctx.allow_unresolved && !misses.is_empty() && misses.iter().all(external) {
+            let whole = format!("${{{inner}}}");
+            let d = missing(inner, &misses, span);
+            self.warnings.push(
+                Diag::warning(
+                    "variable-unresolved",
+                    format!("{} (kept as written)", d.message),
+                )
+                .at(span)
+                .help("set it before deploying"),
+            );
+            return Ok(Node::new(Value::Str(whole), span));
+        }
         Err(missing(inner, &misses, span))
     }
 
@@ -491,7 +514,25 @@ impl<'s> Resolver<'s> {
     /// Finds `a.b.c` in the manifest, resolving variables met on the way.
     fn lookup_self(&mut self, address: &str, span: Span) -> Result<Option<Node>, Diag> {
         let raw = self.raw.clone();
-        self.walk(&raw, "", address, span)
+        let found = self.walk(&raw, "", address, span)?;
+        if found.is_some() || self.computing_stage {
+            return Ok(found);
+        }
+        // Like the Serverless Framework, `provider.stage` and `provider.region` have defaults
+        // that `${self:..}` sees.
+        Ok(match address {
+            "provider.stage" => Some(Node::new(Value::Str(self.stage()?), span)),
+            "provider.region" => Some(Node::new(
+                Value::Str(
+                    self.ctx
+                        .region
+                        .clone()
+                        .unwrap_or_else(|| "us-east-1".into()),
+                ),
+                span,
+            )),
+            _ => None,
+        })
     }
 
     fn walk(
@@ -507,6 +548,16 @@ impl<'s> Resolver<'s> {
             if let Value::Str(s) = &cur.value {
                 if s.contains("${") {
                     cur = self.resolve_string_at(&s.clone(), cur.span, &path)?;
+                    if self.ctx.allow_unresolved && cur.as_str().is_some_and(|s| s.contains("${")) {
+                        // Walking into a value kept unresolved: what is found there is
+                        // unresolved too (its cause was reported already).
+                        let addr = if base.is_empty() {
+                            format!("self:{address}")
+                        } else {
+                            format!("{base}:{address}")
+                        };
+                        return Ok(Some(Node::new(Value::Str(format!("${{{addr}}}")), span)));
+                    }
                 }
             }
             let next = match &cur.value {
@@ -567,7 +618,13 @@ impl<'s> Resolver<'s> {
                 };
                 let id = self.sources.add(pretty_path(&path), text);
                 let text = self.sources.get(id).text.clone();
-                let n = yaml::parse(&text, id)?;
+                // YAML and JSON files are read as data; any other file is its text (a key, a
+                // certificate), as in the Serverless Framework.
+                let n = if matches!(ext, "yml" | "yaml" | "json") {
+                    yaml::parse(&text, id)?
+                } else {
+                    Node::new(Value::Str(text.to_string()), Span::new(id, 0, text.len()))
+                };
                 self.files.insert(path.clone(), n.clone());
                 n
             }

@@ -633,3 +633,150 @@ mod tests {
         assert_eq!(&src[v.span.start..v.span.end], "value");
     }
 }
+
+/// Writes JSON as block-style YAML. Strings that could be read back as anything else (numbers,
+/// booleans, null, strings with special characters) are written double-quoted, which YAML reads
+/// with JSON's escapes, so `parse(to_yaml(v)) == v` for every value.
+pub fn to_yaml(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    emit(v, 0, &mut out, false);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn emit(v: &serde_json::Value, indent: usize, out: &mut String, inline_first: bool) {
+    use serde_json::Value as J;
+    let pad = "  ".repeat(indent);
+    match v {
+        J::Object(o) if !o.is_empty() => {
+            for (i, (k, val)) in o.iter().enumerate() {
+                if i > 0 || !inline_first {
+                    out.push_str(&pad);
+                }
+                out.push_str(&scalar_str(k));
+                out.push(':');
+                emit_child(val, indent, out);
+            }
+        }
+        J::Array(a) if !a.is_empty() => {
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 || !inline_first {
+                    out.push_str(&pad);
+                }
+                out.push_str("- ");
+                match item {
+                    J::Object(o) if !o.is_empty() => emit(item, indent + 1, out, true),
+                    J::Array(x) if !x.is_empty() => emit(item, indent + 1, out, true),
+                    _ => {
+                        out.push_str(&inline(item));
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        _ => {
+            out.push_str(&inline(v));
+            out.push('\n');
+        }
+    }
+}
+
+fn emit_child(val: &serde_json::Value, indent: usize, out: &mut String) {
+    use serde_json::Value as J;
+    match val {
+        J::Object(o) if !o.is_empty() => {
+            out.push('\n');
+            emit(val, indent + 1, out, false);
+        }
+        J::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            emit(val, indent + 1, out, false);
+        }
+        _ => {
+            out.push(' ');
+            out.push_str(&inline(val));
+            out.push('\n');
+        }
+    }
+}
+
+fn inline(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Null => "null".into(),
+        J::Bool(b) => b.to_string(),
+        J::Number(n) => {
+            let s = n.to_string();
+            // A float that prints without a dot would read back as an integer.
+            if n.is_f64() && !s.contains(['.', 'e', 'E']) {
+                format!("{s}.0")
+            } else {
+                s
+            }
+        }
+        J::String(s) => scalar_str(s),
+        J::Array(_) => "[]".into(),
+        J::Object(_) => "{}".into(),
+    }
+}
+
+fn scalar_str(s: &str) -> String {
+    let plain_ok = !s.is_empty()
+        && matches!(resolve_plain(s), Value::Str(_))
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '-' | '.' | '/' | '(' | ')' | '$' | '+' | '=')
+        })
+        && !s.starts_with(['-', '.', '(', ')', '$', '='])
+        && !s.ends_with('.');
+    if plain_ok {
+        s.to_owned()
+    } else {
+        serde_json::to_string(s).expect("strings serialize")
+    }
+}
+
+#[cfg(test)]
+mod roundtrip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e9f64..1e9).prop_map(serde_json::Value::from),
+            ".*".prop_map(serde_json::Value::from),
+            "[a-z0-9 ._:-]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map("[a-zA-Z0-9 _.-]{1,8}", inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn emitted_yaml_reads_back_the_same(v in json()) {
+            let text = to_yaml(&v);
+            let back = parse(&text, 0).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?.to_json();
+            prop_assert_eq!(back, v, "yaml was:\n{}", text);
+        }
+
+        #[test]
+        fn parser_never_panics(s in ".{0,200}") {
+            let _ = parse(&s, 0);
+        }
+
+        #[test]
+        fn parser_never_panics_on_yamlish_input(s in "([a-z{}\\[\\]:,'\"!&*#|>-]|\n|  ){0,120}") {
+            let _ = parse(&s, 0);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The command line: every command, option and help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_core::model::ProviderName;
+use std::path::PathBuf;
+
+/// ferry: one serverless manifest, deployed to AWS, Azure or Google Cloud, or run locally.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about,
+    long_about = "ferry reads one serverless.yaml (or a Serverless Framework v3 serverless.yml) describing \
+functions, their triggers and the services they use, and compiles it for AWS Lambda, Azure Functions, \
+Google Cloud, or the bundled local runtime.",
+    after_help = "Examples:\n  ferry validate                     check the manifest in this folder\n  ferry print --format json          show it with every variable resolved\n  ferry -s prod --param retention=30 print --model\n  ferry schema > serverless.schema.json\n  ferry completions zsh > ~/.zfunc/_ferry",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command shares.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// The manifest [default: serverless.yaml, serverless.yml or serverless.json in the current folder]
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Stage (`${sls:stage}`); else `provider.stage`, else `dev`
+    #[arg(short = 's', long, global = true, env = "FERRY_STAGE")]
+    pub stage: Option<String>,
+    /// Target provider; else `provider.name`
+    #[arg(short = 'p', long, global = true, value_parser = parse_provider)]
+    pub provider: Option<ProviderName>,
+    /// Region (or Azure location); else `provider.region`
+    #[arg(short = 'r', long, global = true)]
+    pub region: Option<String>,
+    /// A value for `${param:KEY}`, winning over the manifest's `params`; repeatable
+    #[arg(long = "param", global = true, value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Output format for machine-readable output
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+    /// When to colour output
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Print errors only: no warnings, no summaries
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
+    /// YAML (`print`).
+    Yaml,
+}
+
+/// Colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the manifest: syntax, variables, references, routes, schedules and limits
+    ///
+    /// Exits 0 when valid (warnings allowed), 2 when the manifest has errors. With
+    /// `--format json` prints {"valid", "file", "service", "stage", "diagnostics": [...]}.
+    Validate {
+        /// Keep missing environment variables, options and files as written, with a warning
+        /// (for CI jobs that validate without secrets, like `terraform validate`)
+        #[arg(long)]
+        allow_unresolved: bool,
+    },
+    /// Print the manifest with every variable resolved (YAML by default)
+    Print {
+        /// Print the neutral model that providers compile instead of the resolved manifest
+        #[arg(long)]
+        model: bool,
+    },
+    /// Print the JSON Schema of the ferry manifest dialect, for editors
+    Schema,
+    /// Print shell completions
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+fn parse_provider(s: &str) -> Result<ProviderName, String> {
+    s.parse()
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}

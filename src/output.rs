@@ -1,0 +1,54 @@
+//! Printing diagnostics and results: colour only on a terminal, JSON for scripts.
+
+use crate::cli::{ColorChoice, Global};
+use ferry_core::source::Sources;
+use ferry_core::Diag;
+use std::io::IsTerminal;
+
+/// Whether stderr gets colour.
+pub fn color_stderr(g: &Global) -> bool {
+    match g.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+        }
+    }
+}
+
+/// Prints diagnostics for people on stderr, and a count line.
+pub fn print_diags(g: &Global, diags: &[Diag], sources: &Sources) {
+    let color = color_stderr(g);
+    for d in diags {
+        if g.quiet && !d.is_error() {
+            continue;
+        }
+        eprint!("{}", d.render(sources, color));
+        eprintln!();
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if errors > 0 {
+        eprintln!(
+            "{} error{}{}; nothing was written",
+            errors,
+            if errors == 1 { "" } else { "s" },
+            if warnings > 0 {
+                format!(
+                    ", {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// Diagnostics as JSON values.
+pub fn diags_json(diags: &[Diag], sources: &Sources) -> Vec<serde_json::Value> {
+    diags
+        .iter()
+        .map(|d| serde_json::to_value(d.to_json(sources)).expect("diagnostics serialize"))
+        .collect()
+}
