@@ -196,14 +196,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadFailure> {
             &spans,
         )
     };
-    let service = match lowered {
+    let (service, mut diags) = match lowered {
         Ok(s) => s,
         Err(mut d) => {
             d.extend(warnings);
             return Err(fail(d, sources));
         }
     };
-    let mut diags = validate::validate(&service, &spans);
+    diags.extend(validate::validate(&service, &spans));
     diags.extend(warnings);
     if diags.iter().any(Diag::is_error) {
         sort(&mut diags);

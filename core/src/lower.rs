@@ -15,14 +15,15 @@ pub const DEFAULT_TIMEOUT: u32 = 10;
 /// Default queue batch size.
 pub const DEFAULT_BATCH: u32 = 10;
 
-/// Lowers a resolved ferry-dialect tree.
+/// Lowers a resolved ferry-dialect tree. `Err` when the tree does not have the manifest's
+/// shape; otherwise the model and the errors found while building it.
 pub fn lower(
     root: &Node,
     stage: &str,
     provider: Option<ProviderName>,
     region: Option<&str>,
     spans: &SpanIndex,
-) -> Result<Service, Vec<Diag>> {
+) -> Result<(Service, Vec<Diag>), Vec<Diag>> {
     let m: Manifest = from_node(root).map_err(|e| vec![e.into_diag()])?;
     let mut errs = Vec::new();
     let p = &m.provider;
@@ -140,7 +141,8 @@ pub fn lower(
                     } else {
                         format!("one trigger sets {}; each list item is one trigger", kinds.join(" and "))
                     })
-                    .at_opt(spans.find(&tpath))
+                    // Point at the second kind's key: the item itself may span many lines.
+                    .at_opt(kinds.get(1).map_or_else(|| spans.find(&tpath), |k| spans.key(&format!("{tpath}.{k}"))))
                     .help("write one trigger per `- ` item"),
                 );
                 continue;
@@ -241,9 +243,6 @@ pub fn lower(
             },
         );
     }
-    if !errs.is_empty() {
-        return Err(errs);
-    }
     let mut settings = BTreeMap::new();
     for (k, v) in [
         ("aws", &p.aws),
@@ -255,7 +254,7 @@ pub fn lower(
             settings.insert(k.to_owned(), v.clone());
         }
     }
-    Ok(Service {
+    let service = Service {
         model_version: MODEL_VERSION,
         service: m.service.clone(),
         stage: stage.to_owned(),
@@ -272,7 +271,10 @@ pub fn lower(
         functions,
         cloudformation: None,
         iam_statements: vec![],
-    })
+    };
+    // The model is complete even when some parts had errors, so that the model-level checks
+    // run too and the user sees every error at once.
+    Ok((service, errs))
 }
 
 fn kind_word(k: ServiceType) -> &'static str {
@@ -292,11 +294,24 @@ fn parse_runtime(
 ) -> Option<Runtime> {
     match Runtime::parse(r) {
         Some(rt) if RUNTIMES.contains(&rt.name().as_str()) => Some(rt),
-        _ => {
+        parsed => {
             let mut d = Diag::error("unknown-runtime", format!("unknown runtime `{r}`")).at_opt(at);
-            d = match did_you_mean(r, RUNTIMES.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(format!("ferry builds {}", RUNTIMES.join(", "))),
+            let family = |p: &str| {
+                RUNTIMES
+                    .iter()
+                    .copied()
+                    .filter(|n| n.starts_with(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            d = match (parsed, did_you_mean(r, RUNTIMES.iter().copied())) {
+                // A known language at a version ferry does not build: list the versions.
+                (Some(Runtime::Node(_)), _) => d.help(format!("ferry builds {}", family("nodejs"))),
+                (Some(Runtime::Python(_)), _) => {
+                    d.help(format!("ferry builds {}", family("python")))
+                }
+                (_, Some(s)) => d.help(format!("did you mean `{s}`?")),
+                _ => d.help(format!("ferry builds {}", RUNTIMES.join(", "))),
             };
             errs.push(d);
             None

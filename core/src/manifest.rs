@@ -251,9 +251,11 @@ pub struct TriggerDef {
     pub batch_window: Option<u32>,
     /// `rate(5 minutes)`, `cron(0 12 * * ? *)` (AWS six-field), or `{ expression, enabled, input }`.
     #[serde(default, deserialize_with = "string_or_struct")]
+    #[schemars(with = "Option<StringOr<ScheduleDef>>")]
     pub schedule: Option<ScheduleDef>,
     /// A bucket service's name, or `{ bucket, events, prefix, suffix }`.
     #[serde(default, deserialize_with = "string_or_struct")]
+    #[schemars(with = "Option<StringOr<StorageDef>>")]
     pub storage: Option<StorageDef>,
     /// The name of a topic service.
     pub topic: Option<String>,
@@ -394,6 +396,15 @@ impl std::str::FromStr for StorageDef {
             suffix: None,
         })
     }
+}
+
+/// Schema of a value written as a short string or as the full mapping.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum StringOr<T> {
+    Short(String),
+    Full(T),
 }
 
 /// Deserializes `T` from a string through `FromStr`, or from a mapping.

@@ -207,6 +207,14 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn warn(&mut self, code: &'static str, msg: String, at: Span, help: &str) {
+        // A provider default shared by every function is reported once.
+        if self
+            .warnings
+            .iter()
+            .any(|w| w.code == code && w.span == Some(at))
+        {
+            return;
+        }
         self.warnings
             .push(Diag::warning(code, msg).at(at).help(help));
     }
@@ -224,7 +232,7 @@ pub fn lower(
     region_override: Option<&str>,
     spans: &mut SpanIndex,
     warnings: &mut Vec<Diag>,
-) -> Result<Service, Vec<Diag>> {
+) -> Result<(Service, Vec<Diag>), Vec<Diag>> {
     let mut cx = Ctx {
         spans,
         errors: vec![],
@@ -428,7 +436,7 @@ pub fn lower(
         }
         _ => r.to_json(),
     });
-    if let Some(r) = root.get("resources") {
+    if let Some(r) = root.get_key("resources") {
         cx.warn(
             "cloudformation-passthrough",
             "`resources:` goes into the CloudFormation artifact only; `ferry deploy` does not create it".into(),
@@ -438,14 +446,11 @@ pub fn lower(
     }
 
     warnings.append(&mut cx.warnings);
-    if !cx.errors.is_empty() {
-        return Err(cx.errors);
-    }
     let region = region_override
         .map(str::to_owned)
         .or_else(|| provider.get("region").and_then(Node::scalar_text))
         .or_else(|| Some("us-east-1".to_owned()));
-    Ok(Service {
+    let service = Service {
         model_version: MODEL_VERSION,
         service,
         stage: stage.to_owned(),
@@ -458,7 +463,8 @@ pub fn lower(
         functions,
         cloudformation,
         iam_statements,
-    })
+    };
+    Ok((service, cx.errors))
 }
 
 struct FnDefaults<'a> {
@@ -632,6 +638,8 @@ fn event(
     match kind {
         "httpApi" | "http" => {
             let mut payload = if kind == "http" { PayloadVersion::V1 } else { PayloadVersion::V2 };
+            // `provider.httpApi.cors` is the HTTP API's; REST (`http`) routes opt in one by one.
+            let http_api_cors = http_api_cors && kind == "httpApi";
             let (method, path, cors) = match &v.value {
                 Value::Str(s) if s.trim() == "*" => ("ANY".to_owned(), "/{proxy+}".to_owned(), http_api_cors),
                 Value::Str(s) => {

@@ -110,6 +110,8 @@ struct Resolver<'s> {
     errors: Vec<Diag>,
     warnings: Vec<Diag>,
     warned: HashSet<String>,
+    /// Paths already reported as part of a cycle, so one cycle is one error.
+    failed: HashSet<String>,
 }
 
 /// A piece of a string that holds variables.
@@ -203,6 +205,7 @@ impl<'s> Resolver<'s> {
             errors: Vec::new(),
             warnings: Vec::new(),
             warned: HashSet::new(),
+            failed: HashSet::new(),
         }
     }
 
@@ -268,6 +271,9 @@ impl<'s> Resolver<'s> {
                 if let Some(hit) = self.cache.get(path) {
                     return hit.clone();
                 }
+                if self.failed.contains(path) {
+                    return Node::new(Value::Null, node.span);
+                }
                 match self.resolve_string_at(s, node.span, path) {
                     Ok(n) => {
                         self.cache.insert(path.to_owned(), n.clone());
@@ -314,6 +320,7 @@ impl<'s> Resolver<'s> {
         if let Some(pos) = self.stack.iter().position(|p| p == path) {
             let mut chain: Vec<String> = self.stack[pos..].to_vec();
             chain.push(path.to_owned());
+            self.failed.extend(chain.iter().cloned());
             return Err(Diag::error(
                 "variable-cycle",
                 format!(
@@ -367,6 +374,9 @@ impl<'s> Resolver<'s> {
 
     /// Evaluates the inside of one `${...}`: alternatives are tried in order.
     fn eval(&mut self, inner: &str, span: Span) -> Result<Node, Diag> {
+        if is_cloudformation_sub(inner) {
+            return Ok(Node::new(Value::Str(format!("${{{inner}}}")), span));
+        }
         let alts = split_alternatives(inner);
         let mut misses = Vec::new();
         for alt in &alts {
@@ -675,6 +685,18 @@ fn missing(inner: &str, misses: &[String], span: Span) -> Diag {
     ))
 }
 
+/// `${AWS::Region}`, `${MyBucket}`, `${MyBucket.Arn}` and `${!Literal}` belong to
+/// CloudFormation's `Fn::Sub`, not to ferry: they have no `source:` and are left as written.
+fn is_cloudformation_sub(inner: &str) -> bool {
+    let t = inner.trim();
+    t.starts_with("AWS::")
+        || t.starts_with('!')
+        || (t != "stage"
+            && !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+}
+
 fn quoted(s: &str) -> Option<&str> {
     let b = s.as_bytes();
     if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
@@ -754,8 +776,20 @@ mod tests {
     }
 
     #[test]
+    fn cloudformation_sub_placeholders_are_left_alone() {
+        let v = run(
+            "a: ${AWS::Region}-${Bucket.Arn}-${!Literal}\nb: ${Thing}\n",
+            ctx(),
+        )
+        .unwrap();
+        assert_eq!(v["a"], "${AWS::Region}-${Bucket.Arn}-${!Literal}");
+        assert_eq!(v["b"], "${Thing}");
+    }
+
+    #[test]
     fn cycles_print_the_chain() {
         let e = run("a: ${self:b}\nb: ${self:c}\nc: ${self:a}\n", ctx()).unwrap_err();
+        assert_eq!(e.len(), 1, "one cycle, one error: {e:?}");
         assert_eq!(e[0].code, "variable-cycle");
         assert!(e[0].message.contains("a → b → c → a"), "{}", e[0].message);
     }
