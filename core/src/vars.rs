@@ -848,3 +848,48 @@ mod tests {
         assert!(split_vars("${oops").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Arbitrary text full of `${`, `}`, `:`, `,` and quotes never panics the resolver.
+        #[test]
+        fn resolver_never_panics(values in prop::collection::vec("([a-z.:,' ]|\\$\\{|\\}|self:|env:|opt:|file\\(|param:|sls:|\\)){0,40}", 1..6)) {
+            let mut src = String::from("service: s\ncustom:\n");
+            for (i, v) in values.iter().enumerate() {
+                src.push_str(&format!("  k{i}: {}\n", serde_json::to_string(v).unwrap()));
+            }
+            let mut sources = Sources::new();
+            let id = sources.add("serverless.yml", src.clone());
+            let root = yaml::parse(&src, id).unwrap();
+            let ctx = VarContext { base_dir: std::env::temp_dir(), ..Default::default() };
+            let _ = resolve(root, &ctx, &mut sources);
+        }
+
+        /// References between keys resolve or fail with a diagnostic, never loop forever.
+        #[test]
+        fn self_references_terminate(edges in prop::collection::vec((0usize..6, 0usize..6), 1..10)) {
+            let mut src = String::from("custom:\n");
+            for i in 0..6 {
+                let targets: Vec<String> = edges.iter().filter(|(a, _)| *a == i).map(|(_, b)| format!("${{self:custom.k{b}}}")).collect();
+                let value = if targets.is_empty() { "leaf".to_owned() } else { targets.join("-") };
+                src.push_str(&format!("  k{i}: \"{value}\"\n"));
+            }
+            let mut sources = Sources::new();
+            let id = sources.add("serverless.yml", src.clone());
+            let root = yaml::parse(&src, id).unwrap();
+            match resolve(root, &VarContext::default(), &mut sources) {
+                Ok(r) => {
+                    let text = r.root.to_json().to_string();
+                    prop_assert!(!text.contains("${"), "unresolved: {}", text);
+                }
+                Err(e) => prop_assert!(e.iter().all(|d| d.code == "variable-cycle"), "{:?}", e),
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need first.
+# Usage: scripts/test.sh            (from anywhere)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A build cache outside the work tree, so that a fresh clone does not rebuild everything.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ferry-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests (unit, property, golden, CLI, corpus)"
+cargo test --workspace --locked --no-fail-fast
+
+step "example handler tests (python)"
+python3 -m unittest discover -s examples/queue-worker -t examples/queue-worker
