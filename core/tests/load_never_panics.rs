@@ -41,14 +41,54 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 fn trigger() -> impl Strategy<Value = String> {
-    (prop_oneof![Just("http"), Just("queue"), Just("schedule"), Just("storage"), Just("topic"), Just("httpApi"), Just("sqs"), Just("s3"), Just("sns")], value())
+    (
+        prop_oneof![
+            Just("http"),
+            Just("queue"),
+            Just("schedule"),
+            Just("storage"),
+            Just("topic"),
+            Just("httpApi"),
+            Just("sqs"),
+            Just("s3"),
+            Just("sns")
+        ],
+        value(),
+    )
         .prop_map(|(k, v)| format!("      - {k}: {v}\n"))
 }
 
 fn manifest() -> impl Strategy<Value = String> {
-    let provider = prop_oneof![Just("aws"), Just("azure"), Just("gcp"), Just("openwhisk"), Just("nope")];
-    let services = prop::collection::vec((prop_oneof![Just("queue"), Just("bucket"), Just("table"), Just("topic"), Just("secret"), Just("qeue")], "[a-z]{1,5}"), 0..4);
-    let functions = prop::collection::vec(("[a-z]{1,6}", prop::collection::vec((key(), value()), 0..4), prop::collection::vec(trigger(), 0..4), any::<bool>()), 0..4);
+    let provider = prop_oneof![
+        Just("aws"),
+        Just("azure"),
+        Just("gcp"),
+        Just("openwhisk"),
+        Just("nope")
+    ];
+    let services = prop::collection::vec(
+        (
+            prop_oneof![
+                Just("queue"),
+                Just("bucket"),
+                Just("table"),
+                Just("topic"),
+                Just("secret"),
+                Just("qeue")
+            ],
+            "[a-z]{1,5}",
+        ),
+        0..4,
+    );
+    let functions = prop::collection::vec(
+        (
+            "[a-z]{1,6}",
+            prop::collection::vec((key(), value()), 0..4),
+            prop::collection::vec(trigger(), 0..4),
+            any::<bool>(),
+        ),
+        0..4,
+    );
     (provider, services, functions).prop_map(|(p, services, functions)| {
         let mut s = format!("service: svc\nprovider:\n  name: {p}\n  runtime: nodejs22\n");
         if !services.is_empty() {
@@ -66,7 +106,11 @@ fn manifest() -> impl Strategy<Value = String> {
                 }
             }
             if !triggers.is_empty() {
-                s.push_str(if sf { "    events:\n" } else { "    triggers:\n" });
+                s.push_str(if sf {
+                    "    events:\n"
+                } else {
+                    "    triggers:\n"
+                });
                 for t in triggers {
                     s.push_str(&t);
                 }
