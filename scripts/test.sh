@@ -16,8 +16,9 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "example handler tests (python)"
+python3 -m unittest discover -s examples/queue-worker -t examples/queue-worker
+
 step "Rust tests (unit, property, golden, CLI, corpus)"
 cargo test --workspace --locked --no-fail-fast
 
-step "example handler tests (python)"
-python3 -m unittest discover -s examples/queue-worker -t examples/queue-worker
