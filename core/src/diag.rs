@@ -124,8 +124,8 @@ impl Diag {
         }
     }
 
-    /// The human-readable form: `error[code]: message`, `--> file:line:col`, a snippet with a
-    /// caret, and the hint.
+    /// The human-readable form: `× message [code]` (`⚠` for warnings), the `file:line:col`
+    /// frame with a snippet and an underline, and the hint.
     pub fn render(&self, sources: &Sources, color: bool) -> String {
         use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
         let theme = if color {

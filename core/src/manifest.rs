@@ -19,7 +19,7 @@ use std::marker::PhantomData;
     description = "A ferry service: functions, their triggers and the services they use. See docs/manifest.md."
 )]
 pub struct Manifest {
-    /// Service name: letters, digits and `-`, starting with a letter.
+    /// Service name: letters, digits, `-` and `_`, starting with a letter.
     pub service: String,
     /// Provider defaults, shared by every function. `--provider`, `--stage` and `--region` win.
     #[serde(default)]
@@ -58,8 +58,10 @@ pub struct ProviderBlock {
     #[schemars(with = "Option<RuntimeName>")]
     pub runtime: Option<String>,
     /// Default memory in MB.
+    #[schemars(with = "Option<U32OrVariable>")]
     pub memory: Option<u32>,
     /// Default timeout in seconds.
+    #[schemars(with = "Option<U32OrVariable>")]
     pub timeout: Option<u32>,
     /// Default CPU architecture.
     pub architecture: Option<Architecture>,
@@ -128,6 +130,7 @@ pub struct ServiceDef {
     #[serde(rename = "type")]
     pub kind: ServiceType,
     /// queue: seconds a received message stays invisible (default 30).
+    #[schemars(with = "Option<U32OrVariable>")]
     pub visibility_timeout: Option<u32>,
     /// queue: a dead-letter queue.
     pub dead_letter: Option<DeadLetter>,
@@ -175,6 +178,7 @@ impl ServiceType {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeadLetter {
     /// Receives before a message is moved to the dead-letter queue.
+    #[schemars(with = "U32OrVariable")]
     pub max_receives: u32,
 }
 
@@ -198,8 +202,10 @@ pub struct FunctionDef {
     #[schemars(with = "Option<RuntimeName>")]
     pub runtime: Option<String>,
     /// Memory in MB (default: `provider.memory`, else 256).
+    #[schemars(with = "Option<U32OrVariable>")]
     pub memory: Option<u32>,
     /// Timeout in seconds (default: `provider.timeout`, else 10).
+    #[schemars(with = "Option<U32OrVariable>")]
     pub timeout: Option<u32>,
     /// CPU architecture.
     pub architecture: Option<Architecture>,
@@ -246,8 +252,10 @@ pub struct TriggerDef {
     /// The name of a queue service.
     pub queue: Option<String>,
     /// queue: messages per invocation (default 10).
+    #[schemars(with = "Option<U32OrVariable>")]
     pub batch_size: Option<u32>,
     /// queue: seconds to wait to fill a batch.
+    #[schemars(with = "Option<U32OrVariable>")]
     pub batch_window: Option<u32>,
     /// `rate(5 minutes)`, `cron(0 12 * * ? *)` (AWS six-field), or `{ expression, enabled, input }`.
     #[serde(default, deserialize_with = "string_or_struct")]
@@ -397,6 +405,21 @@ impl std::str::FromStr for StorageDef {
         })
     }
 }
+
+/// Schema of a number that may also be written as a variable (`${self:custom.memory}`): the
+/// schema checks the manifest as written, before variables are resolved.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum U32OrVariable {
+    Number(u32),
+    Variable(Variable),
+}
+
+/// A `${...}` variable.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Variable(#[schemars(pattern(r"\$\{"))] String);
 
 /// Schema of a value written as a short string or as the full mapping.
 #[derive(JsonSchema)]

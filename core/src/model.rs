@@ -65,6 +65,7 @@ pub enum ProviderName {
     /// Microsoft Azure: Function Apps.
     Azure,
     /// Google Cloud: Cloud Functions v2 and Cloud Run.
+    #[serde(alias = "google")]
     Gcp,
     /// The bundled local runtime (`ferry dev`).
     Local,

@@ -13,26 +13,24 @@ use std::collections::BTreeMap;
 
 /// Providers the Serverless Framework has plugins for that ferry does not read.
 pub fn is_serverless_v3(root: &Node) -> bool {
-    let has_events = root
+    let functions = root
         .get("functions")
         .and_then(Node::as_map)
-        .is_some_and(|fs| fs.iter().any(|(_, f)| f.get("events").is_some()));
-    let provider_name = root
-        .get("provider")
-        .and_then(|p| p.get("name"))
-        .and_then(Node::as_str);
+        .unwrap_or_default();
+    // `triggers:` is ferry's word; a file that uses it is ferry's, whatever else it has (its
+    // unknown keys are then reported as such).
+    if functions.iter().any(|(_, f)| f.get("triggers").is_some()) {
+        return false;
+    }
+    let has_events = functions.iter().any(|(_, f)| f.get("events").is_some());
     let sf_only_keys = ["frameworkVersion", "plugins", "resources"]
         .iter()
         .any(|k| root.get(k).is_some());
-    let provider_is_string = root.get("provider").and_then(Node::as_str).is_some();
-    has_events
-        || sf_only_keys
-        || provider_is_string
-        || root
-            .get("provider")
-            .is_some_and(|p| p.get("memorySize").is_some() || p.get("iam").is_some())
-        || (provider_name.is_some()
-            && !matches!(provider_name, Some("aws" | "azure" | "gcp" | "local")))
+    let provider = root.get("provider");
+    let provider_is_string = provider.and_then(Node::as_str).is_some();
+    let sf_provider_keys =
+        provider.is_some_and(|p| p.get("memorySize").is_some() || p.get("iam").is_some());
+    has_events || sf_only_keys || provider_is_string || sf_provider_keys
 }
 
 const TOP: &[&str] = &[
@@ -319,6 +317,15 @@ pub fn lower(
             );
         }
     }
+    if let Some(n) = provider.get("name") {
+        if n.as_str() != Some("aws") {
+            cx.errors.push(
+                Diag::error("unsupported-provider", format!("a Serverless Framework file is read for `provider.name: aws`, not `{}`", n.scalar_text().unwrap_or_default()))
+                    .at(n.span)
+                    .help("set `provider.name: aws`, or write the ferry dialect (`triggers:` instead of `events:`) and choose the cloud with `--provider`"),
+            );
+        }
+    }
     let default_runtime = provider.get("runtime");
     let default_memory = int(provider.get("memorySize"), &mut cx, "provider.memorySize");
     let default_timeout = int(provider.get("timeout"), &mut cx, "provider.timeout");
@@ -513,7 +520,16 @@ fn function(name: &str, f: &Node, path: &str, cx: &mut Ctx, d: FnDefaults) -> Op
     }
     let runtime_node = f.get("runtime").or(d.runtime);
     let runtime = match runtime_node {
-        None => Runtime::Node(18), // the Serverless Framework v3 default
+        None => {
+            // The Serverless Framework v3 default, which AWS has since deprecated.
+            cx.warn(
+                "runtime-deprecated",
+                format!("function `{name}` has no runtime; the Serverless Framework default `nodejs18.x` is used, which AWS Lambda has deprecated"),
+                f.get_key("handler").map_or(f.span, |k| k.span),
+                "set `provider.runtime: nodejs22.x` (or another supported runtime)",
+            );
+            Runtime::Node(18)
+        }
         Some(n) => {
             let text = n.scalar_text().unwrap_or_default();
             if !AWS_RUNTIMES.contains(&text.as_str()) {
@@ -698,6 +714,7 @@ fn event(
             out.push(Trigger::Http(HttpTrigger { method, path, cors, payload }));
         }
         "sqs" => {
+            event_keys(fname, "sqs", v, &["arn", "batchSize", "maximumBatchingWindow", "functionResponseType", "enabled"], cx);
             let arn = match &v.value {
                 Value::Map(_) => v.get("arn").unwrap_or(v),
                 _ => v,
@@ -707,12 +724,13 @@ fn event(
             let window = int(v.get("maximumBatchingWindow"), cx, &sub("batchWindow"));
             cx.spans.insert(sub("queue"), arn.span);
             cx.services.entry(name.clone()).or_insert(Resource {
-                kind: ResourceKind::Queue { visibility_timeout: 30, max_receives: None, fifo: name.ends_with(".fifo") },
+                kind: ResourceKind::Queue { visibility_timeout: 30, max_receives: None, fifo: fifo_name(&arn.to_json()) },
                 external: Some(external),
             });
             out.push(Trigger::Queue { queue: name, batch_size: batch, batch_window: window });
         }
         "schedule" => {
+            event_keys(fname, "schedule", v, &["rate", "enabled", "input", "name", "description"], cx);
             let (rates, enabled, input): (Vec<&Node>, bool, Option<serde_json::Value>) = match &v.value {
                 Value::Str(_) => (vec![v], true, None),
                 Value::Map(_) => {
@@ -737,6 +755,7 @@ fn event(
             }
         }
         "s3" => {
+            event_keys(fname, "s3", v, &["bucket", "event", "rules", "existing", "forceDeploy"], cx);
             let bucket_node = match &v.value {
                 Value::Map(_) => v.get("bucket").unwrap_or(v),
                 _ => v,
@@ -771,6 +790,7 @@ fn event(
             out.push(Trigger::Storage { bucket: name, events, prefix, suffix });
         }
         "sns" => {
+            event_keys(fname, "sns", v, &["arn", "topicName", "filterPolicy", "displayName"], cx);
             let (topic_node, filter) = match &v.value {
                 Value::Map(_) => (v.get("arn").or_else(|| v.get("topicName")).unwrap_or(v), v.get("filterPolicy").map(Node::to_json)),
                 _ => (v, None),
@@ -783,7 +803,7 @@ fn event(
                 }
             };
             cx.spans.insert(sub("topic"), topic_node.span);
-            cx.services.entry(name.clone()).or_insert(Resource { kind: ResourceKind::Topic { fifo: name.ends_with(".fifo") }, external });
+            cx.services.entry(name.clone()).or_insert(Resource { kind: ResourceKind::Topic { fifo: fifo_name(&topic_node.to_json()) }, external });
             out.push(Trigger::Topic { topic: name, filter });
         }
         "stream" => cx.unsupported(
@@ -798,6 +818,32 @@ fn event(
                 None => format!("ferry maps the events {}", known.join(", ")),
             };
             cx.unsupported(format!("`{other}` event of function `{fname}` is not supported"), k.span, &help);
+        }
+    }
+}
+
+/// Warns about options of an event mapping that ferry does not apply.
+fn event_keys(fname: &str, kind: &str, v: &Node, allowed: &[&str], cx: &mut Ctx) {
+    let Some(entries) = v.as_map() else { return };
+    for (k, val) in entries {
+        let key = k.as_str().unwrap_or_default();
+        if key == "enabled" && kind == "sqs" && val.value == Value::Bool(false) {
+            cx.unsupported(
+                format!("`sqs.enabled: false` of function `{fname}`: ferry would deploy the queue mapping enabled"),
+                k.span,
+                "remove the event to stop the function from reading the queue",
+            );
+        } else if !allowed.contains(&key) {
+            let help = match did_you_mean(key, allowed.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "ferry does not apply this option; check that the function behaves the same without it".into(),
+            };
+            cx.warn(
+                "ignored-key",
+                format!("`{kind}.{key}` of function `{fname}` is ignored"),
+                k.span,
+                &help,
+            );
         }
     }
 }
@@ -822,6 +868,11 @@ fn external_name(n: &Node, service: &str) -> (String, serde_json::Value) {
             (logical, json)
         }
     }
+}
+
+/// FIFO queues and topics are named `*.fifo`; the name is read before it is sanitised.
+fn fifo_name(v: &serde_json::Value) -> bool {
+    v.as_str().is_some_and(|s| s.ends_with(".fifo"))
 }
 
 fn sanitize(s: &str) -> String {

@@ -56,6 +56,11 @@ impl SpanIndex {
         }
     }
 
+    /// The span recorded for exactly this path.
+    pub fn exact(&self, path: &str) -> Option<Span> {
+        self.map.get(path).copied()
+    }
+
     /// The span of a mapping key, falling back to its value.
     pub fn key(&self, path: &str) -> Option<Span> {
         self.map

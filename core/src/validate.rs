@@ -85,6 +85,20 @@ pub fn validate(s: &Service, spans: &SpanIndex) -> Vec<Diag> {
             &mut out,
         );
     }
+    let mut injected: BTreeMap<String, &str> = BTreeMap::new();
+    for (name, r) in &s.services {
+        let var = crate::model::injected_env_name(name, &r.kind);
+        if let Some(other) = injected.insert(var.clone(), name) {
+            out.push(
+                Diag::error(
+                    "name-collision",
+                    format!("services `{other}` and `{name}` would both inject `{var}`"),
+                )
+                .at_opt(spans.key(&format!("services.{name}")))
+                .help("rename one of them so that their names differ in more than punctuation"),
+            );
+        }
+    }
     let mut routes: BTreeMap<(String, String), String> = BTreeMap::new();
     let limits = limits_for(s.provider);
     for (fname, f) in &s.functions {
@@ -127,41 +141,57 @@ pub fn validate(s: &Service, spans: &SpanIndex) -> Vec<Diag> {
         }
         // Memory and timeout.
         let has_http = f.triggers.iter().any(|t| matches!(t, Trigger::Http(_)));
-        for l in &limits {
-            if f.memory < l.memory_min || f.memory > l.memory_max {
-                out.push(
-                    Diag::error(
-                        "memory-range",
-                        format!("memory {} MB of function `{fname}` is outside {}'s range {}–{} MB", f.memory, l.provider, l.memory_min, l.memory_max),
-                    )
-                    .at_opt(spans.find(&format!("{fpath}.memory")))
-                    .help(if s.provider.is_none() {
-                        "with no provider chosen the strictest range applies; choose one with `--provider` or `provider.name`"
-                    } else {
-                        "pick a value inside the range"
-                    }),
-                );
-            }
-            let max_t = if has_http {
+        // One error per value: the first (strictest) provider whose range it leaves. A value
+        // inherited from `provider` is reported where it is written.
+        let at = |key: &str, sf_key: &str| {
+            spans
+                .exact(&format!("{fpath}.{key}"))
+                .or_else(|| spans.exact(&format!("provider.{key}")))
+                .or_else(|| spans.exact(&format!("provider.{sf_key}")))
+                .or_else(|| spans.key(&fpath))
+        };
+        if let Some(l) = limits
+            .iter()
+            .find(|l| f.memory < l.memory_min || f.memory > l.memory_max)
+        {
+            out.push(
+                Diag::error(
+                    "memory-range",
+                    format!("memory {} MB of function `{fname}` is outside {}'s range {}–{} MB", f.memory, l.provider, l.memory_min, l.memory_max),
+                )
+                .at_opt(at("memory", "memorySize"))
+                .help(if s.provider.is_none() {
+                    "with no provider chosen the strictest range applies; choose one with `--provider` or `provider.name`"
+                } else {
+                    "pick a value inside the range"
+                }),
+            );
+        }
+        let max_timeout = |l: &Limits| {
+            if has_http {
                 l.timeout_http
             } else {
                 l.timeout_event
-            };
-            if f.timeout == 0 || f.timeout > max_t {
-                out.push(
-                    Diag::error(
-                        "timeout-range",
-                        format!(
-                            "timeout {} s of function `{fname}` is outside {}'s range 1–{max_t} s{}",
-                            f.timeout,
-                            l.provider,
-                            if has_http { " for HTTP functions" } else { "" }
-                        ),
-                    )
-                    .at_opt(spans.find(&format!("{fpath}.timeout")))
-                    .help("pick a value inside the range"),
-                );
             }
+        };
+        if let Some(l) = limits
+            .iter()
+            .find(|l| f.timeout == 0 || f.timeout > max_timeout(l))
+        {
+            out.push(
+                Diag::error(
+                    "timeout-range",
+                    format!(
+                        "timeout {} s of function `{fname}` is outside {}'s range 1–{} s{}",
+                        f.timeout,
+                        l.provider,
+                        max_timeout(l),
+                        if has_http { " for HTTP functions" } else { "" }
+                    ),
+                )
+                .at_opt(at("timeout", "timeout"))
+                .help("pick a value inside the range"),
+            );
         }
         // References.
         for (i, u) in f.uses.iter().enumerate() {

@@ -6,8 +6,10 @@
 use crate::diag::{did_you_mean, Diag};
 use crate::source::{Sources, Span};
 use crate::yaml::{self, Node, Value};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Everything variables can read besides the manifest itself.
 #[derive(Debug, Clone, Default)]
@@ -86,10 +88,12 @@ pub fn resolve(root: Node, ctx: &VarContext, sources: &mut Sources) -> Result<Re
         r.stage = None;
     }
     let stage = r.stage().map_err(|e| vec![e])?;
-    let raw = r.raw.clone();
+    let raw = Rc::clone(&r.raw);
     let root = r.resolve_node(&raw, "");
     if !r.errors.is_empty() {
-        return Err(std::mem::take(&mut r.errors));
+        let mut all = std::mem::take(&mut r.errors);
+        all.append(&mut r.warnings);
+        return Err(all);
     }
     Ok(Resolved {
         root,
@@ -99,12 +103,13 @@ pub fn resolve(root: Node, ctx: &VarContext, sources: &mut Sources) -> Result<Re
 }
 
 struct Resolver<'s> {
-    raw: Node,
+    /// The manifest as written; shared so that lookups walk it without copying it.
+    raw: Rc<Node>,
     ctx: VarContext,
     sources: &'s mut Sources,
     cache: HashMap<String, Node>,
     stack: Vec<String>,
-    files: HashMap<PathBuf, Node>,
+    files: HashMap<PathBuf, Rc<Node>>,
     stage: Option<String>,
     computing_stage: bool,
     errors: Vec<Diag>,
@@ -194,7 +199,7 @@ fn split_alternatives(s: &str) -> Vec<&str> {
 impl<'s> Resolver<'s> {
     fn new(raw: Node, ctx: VarContext, sources: &'s mut Sources) -> Self {
         Resolver {
-            raw,
+            raw: Rc::new(raw),
             ctx,
             sources,
             cache: HashMap::new(),
@@ -377,6 +382,18 @@ impl<'s> Resolver<'s> {
         if is_cloudformation_sub(inner) {
             return Ok(Node::new(Value::Str(format!("${{{inner}}}")), span));
         }
+        if is_deferred(inner) {
+            // Kept whole, fallbacks included, for the provider to resolve at deploy time.
+            let whole = format!("${{{inner}}}");
+            if self.warned.insert(whole.clone()) {
+                self.warnings.push(
+                    Diag::warning("variable-deferred", format!("`{whole}` can only be resolved in the cloud account; it is kept as written"))
+                        .at(span)
+                        .help("ferry passes it through; set it through `--param` or `${env:..}` to resolve it locally"),
+                );
+            }
+            return Ok(Node::new(Value::Str(whole), span));
+        }
         let alts = split_alternatives(inner);
         let mut misses = Vec::new();
         for alt in &alts {
@@ -449,6 +466,8 @@ impl<'s> Resolver<'s> {
                 None => (r.trim(), ""),
             }
         };
+        // `${cf(us-east-1):stack.output}`, `${ssm(raw):/path}`: a source may take arguments.
+        let source = source.split_once('(').map_or(source, |(s, _)| s);
         let text = |v: String| Some(Node::new(Value::Str(v), span));
         Ok(match source {
             "env" => self.ctx.env.get(address).cloned().and_then(text),
@@ -523,7 +542,7 @@ impl<'s> Resolver<'s> {
 
     /// Finds `a.b.c` in the manifest, resolving variables met on the way.
     fn lookup_self(&mut self, address: &str, span: Span) -> Result<Option<Node>, Diag> {
-        let raw = self.raw.clone();
+        let raw = Rc::clone(&self.raw);
         let found = self.walk(&raw, "", address, span)?;
         if found.is_some() || self.computing_stage {
             return Ok(found);
@@ -552,12 +571,13 @@ impl<'s> Resolver<'s> {
         address: &str,
         span: Span,
     ) -> Result<Option<Node>, Diag> {
-        let mut cur = start.clone();
+        // Borrowed while walking the tree as written; owned once a variable was resolved.
+        let mut cur: Cow<'_, Node> = Cow::Borrowed(start);
         let mut path = base.to_owned();
         for seg in address.split('.').filter(|s| !s.is_empty()) {
             if let Value::Str(s) = &cur.value {
                 if s.contains("${") {
-                    cur = self.resolve_string_at(&s.clone(), cur.span, &path)?;
+                    cur = Cow::Owned(self.resolve_string_at(&s.clone(), cur.span, &path)?);
                     if self.ctx.allow_unresolved && cur.as_str().is_some_and(|s| s.contains("${")) {
                         // Walking into a value kept unresolved: what is found there is
                         // unresolved too (its cause was reported already).
@@ -570,13 +590,9 @@ impl<'s> Resolver<'s> {
                     }
                 }
             }
-            let next = match &cur.value {
-                Value::Map(_) => cur.get(seg).cloned(),
-                Value::Seq(items) => seg
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| items.get(i).cloned()),
-                _ => None,
+            let next = match cur {
+                Cow::Borrowed(c) => child(c, seg).map(Cow::Borrowed),
+                Cow::Owned(ref c) => child(c, seg).cloned().map(Cow::Owned),
             };
             let Some(next) = next else { return Ok(None) };
             path = join(&path, seg);
@@ -619,7 +635,7 @@ impl<'s> Resolver<'s> {
             .help("export the values to a YAML or JSON file and point `file()` at it"));
         }
         let node = match self.files.get(&path) {
-            Some(n) => n.clone(),
+            Some(n) => Rc::clone(n),
             None => {
                 let Ok(text) = std::fs::read_to_string(&path) else {
                     // Like the Serverless Framework: a missing file is a missing value, so a
@@ -635,12 +651,22 @@ impl<'s> Resolver<'s> {
                 } else {
                     Node::new(Value::Str(text.to_string()), Span::new(id, 0, text.len()))
                 };
-                self.files.insert(path.clone(), n.clone());
+                let n = Rc::new(n);
+                self.files.insert(path.clone(), Rc::clone(&n));
                 n
             }
         };
         let base = format!("file({})", path.display());
         self.walk(&node, &base, address, span)
+    }
+}
+
+/// The child of a mapping (by key) or a sequence (by index).
+fn child<'a>(n: &'a Node, seg: &str) -> Option<&'a Node> {
+    match &n.value {
+        Value::Map(_) => n.get(seg),
+        Value::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
     }
 }
 
@@ -695,6 +721,16 @@ fn is_cloudformation_sub(inner: &str) -> bool {
             && !t.is_empty()
             && t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+}
+
+/// Whether the first alternative reads a source only a cloud account can answer.
+fn is_deferred(inner: &str) -> bool {
+    let first = split_alternatives(inner)[0];
+    let source = first.split([':', '(']).next().unwrap_or_default().trim();
+    let address = first.split_once(':').map_or("", |(_, a)| a.trim());
+    DEFERRED.contains(&source)
+        && !(source == "sls" && address == "stage")
+        && !(source == "aws" && address == "region")
 }
 
 fn quoted(s: &str) -> Option<&str> {
