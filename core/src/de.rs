@@ -38,41 +38,22 @@ impl de::Error for DeError {
         }
     }
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let help = match did_you_mean(field, expected.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None if expected.is_empty() => "remove it".to_owned(),
-            None => format!(
-                "expected one of: {}",
-                expected
-                    .iter()
-                    .map(|e| format!("`{e}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
         DeError {
             message: format!("unknown key `{field}`"),
             span: None,
-            help: Some(help),
+            help: Some(if expected.is_empty() {
+                "remove it".to_owned()
+            } else {
+                suggest(field, expected)
+            }),
             code: "unknown-key",
         }
     }
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        let help = match did_you_mean(variant, expected.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!(
-                "expected one of: {}",
-                expected
-                    .iter()
-                    .map(|e| format!("`{e}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
         DeError {
             message: format!("unknown value `{variant}`"),
             span: None,
-            help: Some(help),
+            help: Some(suggest(variant, expected)),
             code: "unknown-value",
         }
     }
@@ -83,6 +64,21 @@ impl de::Error for DeError {
             help: Some(format!("add `{field}:` here")),
             code: "missing-key",
         }
+    }
+}
+
+/// `did you mean `x`?`, or the list of what is expected.
+fn suggest(word: &str, expected: &[&str]) -> String {
+    match did_you_mean(word, expected.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "expected one of: {}",
+            expected
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -33,29 +33,9 @@ pub fn is_serverless_v3(root: &Node) -> bool {
     has_events || sf_only_keys || provider_is_string || sf_provider_keys
 }
 
-const TOP: &[&str] = &[
-    "service",
-    "provider",
-    "functions",
-    "resources",
-    "package",
-    "custom",
-    "params",
-    "useDotenv",
-    "plugins",
-    "frameworkVersion",
-    "variablesResolutionMode",
-    "configValidationMode",
-    "disabledDeprecations",
-    "deprecationNotificationMode",
-    "org",
-    "app",
-    "console",
-    "outputs",
-    "layers",
-    "stepFunctions",
-    "stages",
-];
+/// Top-level keys that ferry knows but does not deploy (warned about).
+const TOP_WARNED: &[&str] = &["outputs", "layers", "stepFunctions", "stages"];
+/// Top-level keys that are used, or only steer the framework itself (no warning).
 const TOP_SILENT: &[&str] = &[
     "service",
     "provider",
@@ -245,7 +225,7 @@ pub fn lower(
         if TOP_SILENT.contains(&key) {
             continue;
         }
-        let help = match did_you_mean(key, TOP.iter().copied()) {
+        let help = match did_you_mean(key, TOP_SILENT.iter().chain(TOP_WARNED).copied()) {
             Some(s) if s != key => format!("did you mean `{s}`?"),
             _ => "ferry does not deploy it; remove it or deploy it separately".to_owned(),
         };
