@@ -93,6 +93,21 @@ pub enum Command {
         #[arg(long)]
         model: bool,
     },
+    /// Build one deterministic zip per function, plus index.json
+    ///
+    /// node and python functions get the files their `package.include`/`exclude` select
+    /// (ferry leaves out .git, .ferry, tests, dotfiles and the manifest by default), node's
+    /// production dependencies from node_modules and python's requirements.txt vendored with
+    /// pip; rust functions are built with cargo and shipped as `bootstrap`. Unchanged
+    /// functions come from the cache in .ferry/cache.
+    Package {
+        /// Output folder [default: .ferry/build/<stage>/ next to the manifest]
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Package only this function; repeatable
+        #[arg(long = "function", short = 'f', value_name = "NAME")]
+        functions: Vec<String>,
+    },
     /// Print the JSON Schema of the ferry manifest dialect, for editors
     Schema,
     /// Print shell completions

@@ -15,6 +15,7 @@ fn main() {
             commands::validate::run(&cli.global, allow_unresolved)
         }
         Command::Print { model } => commands::print::run(&cli.global, model),
+        Command::Package { out, functions } => commands::package::run(&cli.global, out, functions),
         Command::Schema => commands::schema::run(),
         Command::Completions { shell } => commands::completions::run(shell),
     };

@@ -11,6 +11,7 @@ pub mod load;
 pub mod lower;
 pub mod manifest;
 pub mod model;
+pub mod package;
 pub mod schedule;
 pub mod sf;
 pub mod source;

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod completions;
+pub mod package;
 pub mod print;
 pub mod schema;
 pub mod validate;

@@ -1,0 +1,141 @@
+//! `ferry package`.
+
+use super::{load_options, Exit};
+use crate::cli::{Format, Global};
+use crate::output::{color_stderr, print_diags};
+use ferry_core::package::{self, PackageOptions, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn begin(&self, total: usize) {
+        self.0.set_length(total as u64);
+    }
+    fn done(&self, function: &str, reused: bool) {
+        self.0.set_message(format!(
+            "{function}{}",
+            if reused { " (cached)" } else { "" }
+        ));
+        self.0.inc(1);
+    }
+}
+
+/// Runs the command.
+pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::Result<Exit> {
+    let loaded = match ferry_core::load(&load_options(g)) {
+        Ok(l) => l,
+        Err(f) => {
+            print_diags(g, &f.diags, &f.sources);
+            return Ok(Exit::UserError);
+        }
+    };
+    print_diags(g, &loaded.warnings, &loaded.sources);
+    let cwd = std::env::current_dir()?;
+    let manifest = if loaded.path.is_absolute() {
+        loaded.path.clone()
+    } else {
+        cwd.join(&loaded.path)
+    };
+    let service_dir = manifest.parent().map(PathBuf::from).unwrap_or(cwd.clone());
+    let mut opts = PackageOptions::new(&service_dir, &loaded.service.stage);
+    if let Some(o) = out {
+        opts.out_dir = if o.is_absolute() { o } else { cwd.join(o) };
+    }
+    opts.provider = loaded.service.provider;
+    opts.only = functions;
+
+    let show_bar = !g.quiet && std::io::stderr().is_terminal() && g.format != Some(Format::Json);
+    let bar = ProgressBar::hidden();
+    if show_bar {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} packaging [{bar:30}] {pos}/{len} {wide_msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+    }
+    let progress = Bar(bar);
+    let started = std::time::Instant::now();
+    let result = package::package(&loaded.service, &opts, &progress);
+    progress.0.finish_and_clear();
+    let packaged = match result {
+        Ok(p) => p,
+        Err(e) => {
+            let prefix = if color_stderr(g) {
+                "\x1b[31merror\x1b[0m"
+            } else {
+                "error"
+            };
+            eprintln!("{prefix}: {e}");
+            eprintln!("nothing in {} was changed", opts.out_dir.display());
+            return Ok(if e.is_user_error() {
+                Exit::UserError
+            } else {
+                Exit::Failure
+            });
+        }
+    };
+    for n in &packaged.notes {
+        if !g.quiet {
+            eprintln!("note: {n}");
+        }
+    }
+    if g.format == Some(Format::Json) {
+        println!("{}", serde_json::to_string_pretty(&packaged.index)?);
+        return Ok(Exit::Ok);
+    }
+    if !g.quiet {
+        let width = packaged
+            .index
+            .functions
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        println!(
+            "{:width$}  {:>10}  {:>6}  {:<12}  state",
+            "function", "size", "files", "sha256"
+        );
+        for (name, a) in &packaged.index.functions {
+            let state = if packaged.reused.contains(name) {
+                "cached"
+            } else {
+                "built"
+            };
+            println!(
+                "{name:width$}  {:>10}  {:>6}  {:<12}  {state}",
+                human(a.size),
+                a.files,
+                &a.sha256[..12]
+            );
+        }
+        println!(
+            "{} function{} packaged into {} in {:.2?} ({} from cache)",
+            packaged.index.functions.len(),
+            if packaged.index.functions.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            opts.out_dir
+                .strip_prefix(&cwd)
+                .unwrap_or(&opts.out_dir)
+                .display(),
+            started.elapsed(),
+            packaged.reused.len()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
