@@ -10,6 +10,19 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "python tools for the tests (venv)"
+# A venv per requirements hash, outside the work tree, so CI reuses it between runs.
+req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
+venv="${FERRY_TEST_VENV:-$HOME/.cache/ferry-venv-$req_hash}"
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  touch "$venv/.complete"
+fi
+export FERRY_TEST_PYTHON="$venv/bin/python"
+echo "using $FERRY_TEST_PYTHON"
+
 step "formatting"
 cargo fmt --all -- --check
 

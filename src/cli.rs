@@ -108,6 +108,32 @@ pub enum Command {
         #[arg(long = "function", short = 'f', value_name = "NAME")]
         functions: Vec<String>,
     },
+    /// Run the service locally: an HTTP gateway and warm workers speaking the Lambda Runtime API
+    ///
+    /// Routes every http trigger on 127.0.0.1 (API Gateway payload 2.0 events, 1.0 for
+    /// Serverless Framework `http` events), runs node and python functions through ferry's
+    /// shims and rust/provided binaries as they are, answers Lambda `Invoke` for the aws CLI
+    /// and SDKs, and restarts workers when sources change.
+    Dev {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Gateway port
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Port of the AWS API endpoints (Lambda Invoke) [default: a free port]
+        #[arg(long, default_value_t = 0)]
+        aws_port: u16,
+        /// Most concurrent workers per function
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Do not restart workers when files change
+        #[arg(long)]
+        no_watch: bool,
+        /// Start workers on the first request instead of at startup
+        #[arg(long)]
+        lazy: bool,
+    },
     /// Print the JSON Schema of the ferry manifest dialect, for editors
     Schema,
     /// Print shell completions

@@ -16,6 +16,24 @@ fn main() {
         }
         Command::Print { model } => commands::print::run(&cli.global, model),
         Command::Package { out, functions } => commands::package::run(&cli.global, out, functions),
+        Command::Dev {
+            host,
+            port,
+            aws_port,
+            concurrency,
+            no_watch,
+            lazy,
+        } => commands::dev::run(
+            &cli.global,
+            commands::dev::Args {
+                host,
+                port,
+                aws_port,
+                concurrency,
+                watch: !no_watch,
+                warm: !lazy,
+            },
+        ),
         Command::Schema => commands::schema::run(),
         Command::Completions { shell } => commands::completions::run(shell),
     };

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod completions;
+pub mod dev;
 pub mod package;
 pub mod print;
 pub mod schema;

@@ -1,0 +1,620 @@
+//! ferry-local: the bundled local runtime behind `ferry dev`.
+//!
+//! One HTTP gateway on 127.0.0.1 routes the service's http triggers to warm worker processes
+//! that speak the AWS Lambda Runtime API (so unmodified Lambda binaries, AWS's own runtime
+//! clients and ferry's node/python shims all run as in the cloud), and a second listener
+//! answers the AWS APIs that real clients call (Lambda `Invoke`).
+#![deny(missing_docs)]
+
+pub mod events;
+pub mod pool;
+pub mod routes;
+pub mod runtime_api;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use ferry_core::model::{EnvValue, HttpTrigger, PayloadVersion, Runtime, Service, Trigger};
+use pool::{Pool, Spec};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The node shim, embedded in the binary.
+pub const NODE_SHIM: &str = include_str!("../../../templates/runtime/node/bootstrap.mjs");
+/// The python shim, embedded in the binary.
+pub const PYTHON_SHIM: &str = include_str!("../../../templates/runtime/python/bootstrap.py");
+
+/// Options of `ferry dev`.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Address to listen on (127.0.0.1 unless told otherwise).
+    pub host: String,
+    /// Gateway port (0 picks a free one).
+    pub port: u16,
+    /// Port of the AWS API endpoints (0 picks a free one).
+    pub aws_port: u16,
+    /// The service folder (`LAMBDA_TASK_ROOT`).
+    pub service_dir: PathBuf,
+    /// Most workers per function.
+    pub concurrency: usize,
+    /// Start one worker per function before the first request.
+    pub warm: bool,
+    /// Colour in logs.
+    pub color: bool,
+    /// Rust binaries, by function name (built by the caller).
+    pub binaries: BTreeMap<String, PathBuf>,
+}
+
+/// Log output: function lines prefixed with the function's name.
+#[derive(Clone)]
+pub struct Log {
+    color: bool,
+}
+
+impl Log {
+    /// A logger.
+    pub fn new(color: bool) -> Self {
+        Log { color }
+    }
+    fn paint(&self, name: &str) -> String {
+        if !self.color {
+            return format!("[{name}]");
+        }
+        let hue = 31
+            + (name
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+                % 6);
+        format!("\x1b[{hue}m[{name}]\x1b[0m")
+    }
+    /// A line a function printed.
+    pub fn function_line(&self, name: &str, line: &str, _stderr: bool) {
+        // Logs go to stderr (stdout carries `--format json` output); a closed stream is no
+        // reason to stop serving.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "{} {line}", self.paint(name));
+    }
+    /// A note from ferry about a function.
+    pub fn note(&self, name: &str, msg: &str) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} ferry: {msg}",
+            self.paint(name)
+        );
+    }
+    /// An init error, reported once per code version.
+    pub fn init_error(&self, name: &str, body: &str) {
+        let detail = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                Some(format!(
+                    "{}: {}",
+                    v["errorType"].as_str()?,
+                    v["errorMessage"].as_str().unwrap_or("")
+                ))
+            })
+            .unwrap_or_else(|| body.to_owned());
+        eprintln!(
+            "{} ferry: the function failed to start: {detail}",
+            self.paint(name)
+        );
+    }
+}
+
+/// Why `ferry dev` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// A port is taken or not allowed.
+    #[error("cannot listen on {addr}: {source}\n  hint: choose another port with --port, or stop what uses it")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Writing the shims failed.
+    #[error("cannot write the runtime shims to {}: {source}", path.display())]
+    Shims {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A function's runtime cannot run locally.
+    #[error("function `{function}`: {message}")]
+    Unsupported {
+        /// Function.
+        function: String,
+        /// Why and what to do.
+        message: String,
+    },
+}
+
+struct HttpTarget {
+    function: String,
+    trigger: HttpTrigger,
+}
+
+struct App {
+    service: Service,
+    pools: BTreeMap<String, Arc<Pool>>,
+    table: routes::Table<Arc<HttpTarget>>,
+    domain: String,
+    counter: AtomicU64,
+}
+
+/// A running local runtime.
+pub struct Dev {
+    /// Where the gateway listens.
+    pub gateway: SocketAddr,
+    /// Where the AWS API endpoints listen.
+    pub aws: SocketAddr,
+    app: Arc<App>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Dev {
+    /// The startup table: every route and trigger, and the endpoints.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let g = self.gateway;
+        out.push_str(&format!(
+            "ferry dev: {} (stage {})\n\n",
+            self.app.service.service, self.app.service.stage
+        ));
+        let width = self
+            .app
+            .table
+            .routes()
+            .iter()
+            .map(|r| r.method.len() + r.template.len() + 1)
+            .max()
+            .unwrap_or(10)
+            .max(10);
+        for r in self.app.table.routes() {
+            out.push_str(&format!(
+                "  {:width$}  → {}  http://{g}{}\n",
+                format!("{} {}", r.method, r.template),
+                r.target.function,
+                r.template
+            ));
+        }
+        for (name, f) in &self.app.service.functions {
+            for t in &f.triggers {
+                let what = match t {
+                    Trigger::Http(_) => continue,
+                    Trigger::Queue { queue, .. } => format!("queue {queue}"),
+                    Trigger::Schedule { expression, .. } => format!("schedule {expression}"),
+                    Trigger::Storage { bucket, .. } => format!("storage {bucket}"),
+                    Trigger::Topic { topic, .. } => format!("topic {topic}"),
+                };
+                out.push_str(&format!(
+                    "  {what:width$}  → {name}  (not served locally yet)\n"
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "\n  Lambda Invoke: aws lambda invoke --endpoint-url http://{} --function-name <name> out.json\n",
+            self.aws
+        ));
+        out
+    }
+
+    /// Stops every worker.
+    pub fn shutdown(self) {
+        for p in self.app.pools.values() {
+            p.shutdown();
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Retires every worker so that the next request runs the current code.
+    pub fn reload(&self, binaries: &BTreeMap<String, PathBuf>) {
+        for (name, p) in &self.app.pools {
+            let _ = binaries.get(name);
+            p.reload(None);
+        }
+    }
+}
+
+fn runtime_dir(service_dir: &FsPath) -> PathBuf {
+    service_dir.join(".ferry").join("local").join("runtime")
+}
+
+/// Writes the embedded shims where workers can run them.
+fn write_shims(dir: &FsPath) -> Result<(PathBuf, PathBuf), DevError> {
+    let node = dir.join("node").join("bootstrap.mjs");
+    let python = dir.join("python").join("bootstrap.py");
+    for (path, text) in [(&node, NODE_SHIM), (&python, PYTHON_SHIM)] {
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("has parent"))?;
+            if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+                std::fs::write(path, text)?;
+            }
+            Ok(())
+        };
+        write().map_err(|source| DevError::Shims {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok((node, python))
+}
+
+fn spec_for(
+    service: &Service,
+    name: &str,
+    opts: &DevOptions,
+    shims: &(PathBuf, PathBuf),
+    aws: SocketAddr,
+) -> Result<Spec, DevError> {
+    let f = &service.functions[name];
+    let local = service.settings.get("local");
+    let setting = |k: &str| {
+        local
+            .and_then(|l| l.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let command = match &f.runtime {
+        Runtime::Node(_) => vec![setting("node").unwrap_or_else(|| "node".into()), shims.0.display().to_string()],
+        Runtime::Python(_) => {
+            let python = setting("python").or_else(|| std::env::var("FERRY_PYTHON").ok()).unwrap_or_else(|| "python3".into());
+            match setting("pythonRuntimeClient").as_deref() {
+                // AWS's own client, run as Lambda's python runtime runs it.
+                Some("awslambdaric") => vec![python, "-m".into(), "awslambdaric".into(), f.handler.clone()],
+                _ => vec![python, shims.1.display().to_string()],
+            }
+        }
+        Runtime::Rust => match opts.binaries.get(name) {
+            Some(p) => vec![p.display().to_string()],
+            None => return Err(DevError::Unsupported { function: name.into(), message: "the rust binary was not built".into() }),
+        },
+        Runtime::Provided => vec![opts.service_dir.join(&f.handler).display().to_string()],
+        Runtime::Other(rt) => {
+            return Err(DevError::Unsupported {
+                function: name.into(),
+                message: format!("runtime `{rt}` does not run locally; ferry dev runs node, python, rust and provided functions"),
+            })
+        }
+    };
+    let deployed = format!("{}-{}-{}", service.service, service.stage, name);
+    let region = service.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let mut env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| !k.starts_with("AWS_"))
+        .collect();
+    let exec_env = match &f.runtime {
+        Runtime::Node(v) => format!("AWS_Lambda_nodejs{v}.x"),
+        Runtime::Python(v) => format!("AWS_Lambda_python3.{v}"),
+        _ => "AWS_Lambda_provided.al2023".into(),
+    };
+    for (k, v) in [
+        ("AWS_LAMBDA_FUNCTION_NAME", deployed.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{deployed}"),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "local/[$LATEST]ferry".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_EXECUTION_ENV", exec_env),
+        ("AWS_REGION", region.clone()),
+        ("AWS_DEFAULT_REGION", region.clone()),
+        ("LAMBDA_TASK_ROOT", opts.service_dir.display().to_string()),
+        (
+            "LAMBDA_RUNTIME_DIR",
+            runtime_dir(&opts.service_dir).display().to_string(),
+        ),
+        ("_HANDLER", f.handler.clone()),
+        ("TZ", ":UTC".into()),
+        // Local functions talk to the local endpoints with throwaway credentials, never to
+        // a real account by accident.
+        ("AWS_ACCESS_KEY_ID", "ferry-local".into()),
+        ("AWS_SECRET_ACCESS_KEY", "ferry-local".into()),
+        ("AWS_ENDPOINT_URL", format!("http://{aws}")),
+    ] {
+        env.insert(k.into(), v);
+    }
+    for (k, v) in &f.environment {
+        env.insert(
+            k.clone(),
+            match v {
+                EnvValue::Text(t) => t.clone(),
+                EnvValue::Expr(e) => e.to_string(),
+            },
+        );
+    }
+    Ok(Spec {
+        name: name.to_owned(),
+        command,
+        cwd: opts.service_dir.clone(),
+        env,
+        timeout: Duration::from_secs(f.timeout.max(1).into()),
+        concurrency: opts.concurrency,
+        arn: format!("arn:aws:lambda:{region}:123456789012:function:{deployed}"),
+    })
+}
+
+/// Starts the gateway, the AWS endpoints and (with `warm`) one worker per function.
+pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> {
+    let shims = write_shims(&runtime_dir(&opts.service_dir))?;
+    let bind = |port: u16| {
+        let addr = format!("{}:{port}", opts.host);
+        async move {
+            tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|source| DevError::Bind { addr, source })
+        }
+    };
+    let gw_listener = bind(opts.port).await?;
+    let aws_listener = bind(opts.aws_port).await?;
+    let gateway = gw_listener.local_addr().map_err(|source| DevError::Bind {
+        addr: opts.host.clone(),
+        source,
+    })?;
+    let aws = aws_listener.local_addr().map_err(|source| DevError::Bind {
+        addr: opts.host.clone(),
+        source,
+    })?;
+    let log = Log::new(opts.color);
+
+    let mut pools = BTreeMap::new();
+    for name in service.functions.keys() {
+        let spec = spec_for(&service, name, &opts, &shims, aws)?;
+        pools.insert(name.clone(), Pool::new(spec, log.clone()));
+    }
+    let mut routes = Vec::new();
+    for (name, f) in &service.functions {
+        for t in &f.triggers {
+            if let Trigger::Http(h) = t {
+                routes.push((
+                    h.method.clone(),
+                    h.path.clone(),
+                    Arc::new(HttpTarget {
+                        function: name.clone(),
+                        trigger: h.clone(),
+                    }),
+                ));
+            }
+        }
+    }
+    let app = Arc::new(App {
+        service,
+        pools,
+        table: routes::Table::new(routes),
+        domain: gateway.to_string(),
+        counter: AtomicU64::new(0),
+    });
+    if opts.warm {
+        for p in app.pools.values() {
+            let p = p.clone();
+            tokio::spawn(async move { p.warm().await });
+        }
+    }
+    let gw = Router::new()
+        .fallback(gateway_handler)
+        .with_state(app.clone());
+    let aws_router = Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            axum::routing::post(lambda_invoke),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [("content-type", "application/json")],
+                r#"{"message":"ferry dev does not emulate this AWS API"}"#,
+            )
+        })
+        .with_state(app.clone());
+    let t1 = tokio::spawn(async move {
+        let _ = axum::serve(
+            gw_listener,
+            gw.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let t2 = tokio::spawn(async move {
+        let _ = axum::serve(aws_listener, aws_router).await;
+    });
+    Ok(Dev {
+        gateway,
+        aws,
+        app,
+        tasks: vec![t1, t2],
+    })
+}
+
+fn request_id(app: &App) -> String {
+    let n = app.counter.fetch_add(1, Ordering::Relaxed);
+    let r = uuid::Uuid::new_v4();
+    let _ = n;
+    r.to_string()
+}
+
+fn to_response(r: events::Response, cors: bool) -> Response {
+    let mut b = Response::builder().status(r.status);
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    if cors
+        && !r
+            .headers
+            .iter()
+            .any(|(k, _)| k == "access-control-allow-origin")
+    {
+        b = b.header("access-control-allow-origin", "*");
+    }
+    b.body(Body::from(r.body))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+async fn gateway_handler(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let m = method.as_str().to_ascii_uppercase();
+    let found = app.table.find(&m, &path);
+    let Some((route, params)) = found else {
+        // CORS preflight for a route that enables it.
+        if m == "OPTIONS" {
+            if let Some(r) = app
+                .table
+                .find_any_method(&path)
+                .filter(|r| r.target.trigger.cors)
+            {
+                let allow_headers = headers
+                    .get("access-control-request-headers")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("*")
+                    .to_owned();
+                let methods: Vec<String> = app
+                    .table
+                    .routes()
+                    .iter()
+                    .filter(|x| x.template == r.template)
+                    .map(|x| x.method.clone())
+                    .collect();
+                return Response::builder()
+                    .status(204)
+                    .header("access-control-allow-origin", "*")
+                    .header(
+                        "access-control-allow-methods",
+                        format!("{},OPTIONS", methods.join(",")),
+                    )
+                    .header("access-control-allow-headers", allow_headers)
+                    .header("access-control-max-age", "600")
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| StatusCode::NO_CONTENT.into_response());
+            }
+        }
+        return to_response(events::Response::message(404, "Not Found"), false);
+    };
+    let target = route.target.clone();
+    let req = events::Request {
+        method: m,
+        path,
+        query: uri.query().unwrap_or("").to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+        source_ip: peer.ip().to_string(),
+        domain: app.domain.clone(),
+    };
+    let matched = events::Matched {
+        route_key: format!("{} {}", route.method, route.template),
+        resource: route.template.clone(),
+        params,
+    };
+    let id = request_id(&app);
+    let event = events::request_event(target.trigger.payload, &req, &matched, &id);
+    let pool = &app.pools[&target.function];
+    let result = pool.invoke(Bytes::from(event.to_string()), id).await;
+    let cors = target.trigger.cors;
+    match result {
+        pool::Result::Ok(b) => to_response(events::response(target.trigger.payload, &b), cors),
+        pool::Result::FunctionError(_) => to_response(
+            if target.trigger.payload == PayloadVersion::Lambda {
+                events::Response::message(500, "Internal server error")
+            } else {
+                events::Response::message(502, "Internal Server Error")
+            },
+            cors,
+        ),
+        pool::Result::Timeout => to_response(
+            events::Response::message(504, "Endpoint request timed out"),
+            cors,
+        ),
+        pool::Result::Failed(_) => to_response(
+            events::Response::message(502, "Internal Server Error"),
+            cors,
+        ),
+    }
+}
+
+/// Lambda's `Invoke` API: `aws lambda invoke --endpoint-url ...` and the SDKs call it.
+async fn lambda_invoke(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Accept the function's ferry name, its deployed name, or an ARN.
+    let short = name.rsplit(':').next().unwrap_or(&name).to_owned();
+    let prefix = format!("{}-{}-", app.service.service, app.service.stage);
+    let key = short.strip_prefix(&prefix).unwrap_or(&short).to_owned();
+    let Some(pool) = app.pools.get(&key).cloned() else {
+        return (
+            StatusCode::NOT_FOUND,
+            [
+                ("content-type", "application/json"),
+                ("x-amzn-errortype", "ResourceNotFoundException"),
+            ],
+            serde_json::json!({ "Type": "User", "message": format!("Function not found: {name}") })
+                .to_string(),
+        )
+            .into_response();
+    };
+    let payload = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    let id = request_id(&app);
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse")
+        .to_owned();
+    match kind.as_str() {
+        "DryRun" => return StatusCode::NO_CONTENT.into_response(),
+        "Event" => {
+            tokio::spawn(async move {
+                let _ = pool.invoke(payload, id).await;
+            });
+            return (StatusCode::ACCEPTED, [("x-amzn-requestid", "event")], "").into_response();
+        }
+        _ => {}
+    }
+    let version = [("x-amz-executed-version", "$LATEST")];
+    match pool.invoke(payload, id.clone()).await {
+        pool::Result::Ok(b) => (StatusCode::OK, version, [("x-amzn-requestid", id)], b).into_response(),
+        pool::Result::FunctionError(b) => (StatusCode::OK, version, [("x-amz-function-error", "Unhandled".to_owned())], b).into_response(),
+        pool::Result::Timeout => (
+            StatusCode::OK,
+            version,
+            [("x-amz-function-error", "Unhandled".to_owned())],
+            serde_json::json!({ "errorType": "Sandbox.Timedout", "errorMessage": "Task timed out" }).to_string(),
+        )
+            .into_response(),
+        pool::Result::Failed(why) => (
+            StatusCode::OK,
+            version,
+            [("x-amz-function-error", "Unhandled".to_owned())],
+            serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": why }).to_string(),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,299 @@
+//! Warm worker pools: one per function. A worker is a process speaking the Lambda Runtime API
+//! to its own server; the pool reuses idle workers, starts new ones up to the concurrency
+//! limit, kills a worker that times out (504) and replaces one that crashes (502).
+
+use crate::runtime_api::{self, Invocation, Outcome, Shared};
+use crate::Log;
+use axum::body::Bytes;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+
+/// How to start a function's worker.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Function name (log prefix, `AWS_LAMBDA_FUNCTION_NAME` is the deployed name).
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Working directory (`LAMBDA_TASK_ROOT`).
+    pub cwd: PathBuf,
+    /// Environment (complete, apart from `AWS_LAMBDA_RUNTIME_API`).
+    pub env: BTreeMap<String, String>,
+    /// Invocation timeout.
+    pub timeout: Duration,
+    /// Most workers at once.
+    pub concurrency: usize,
+    /// `arn:aws:lambda:...` for the invocation header.
+    pub arn: String,
+}
+
+/// What an invocation produced, for the caller to map.
+#[derive(Debug)]
+pub enum Result {
+    /// The function answered.
+    Ok(Bytes),
+    /// The function threw; the body is Lambda's error JSON.
+    FunctionError(Bytes),
+    /// The function did not answer in time; its worker was killed.
+    Timeout,
+    /// The worker died or could not start the function.
+    Failed(String),
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Invocation>,
+    stop: Arc<Notify>,
+    alive: Arc<AtomicBool>,
+    generation: u64,
+}
+
+impl Worker {
+    fn kill(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        self.stop.notify_one();
+    }
+}
+
+/// A function's pool.
+pub struct Pool {
+    spec: Mutex<Spec>,
+    idle: Mutex<Vec<Worker>>,
+    permits: Semaphore,
+    generation: AtomicU64,
+    init_reported: AtomicBool,
+    log: Log,
+}
+
+impl Pool {
+    /// A pool; no worker runs until [`Pool::warm`] or the first invocation.
+    pub fn new(spec: Spec, log: Log) -> Arc<Pool> {
+        let permits = Semaphore::new(spec.concurrency.max(1));
+        Arc::new(Pool {
+            spec: Mutex::new(spec),
+            idle: Mutex::new(vec![]),
+            permits,
+            generation: AtomicU64::new(0),
+            init_reported: AtomicBool::new(false),
+            log,
+        })
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> String {
+        self.spec.lock().expect("spec lock").name.clone()
+    }
+
+    /// Starts one worker ahead of the first request, so the first response is fast.
+    pub async fn warm(self: &Arc<Self>) {
+        if let Ok(w) = self.spawn().await {
+            self.idle.lock().expect("idle lock").push(w);
+        }
+    }
+
+    /// Retires every worker (after a code change): idle ones now, busy ones when they finish.
+    pub fn reload(&self, spec: Option<Spec>) {
+        if let Some(s) = spec {
+            *self.spec.lock().expect("spec lock") = s;
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.init_reported.store(false, Ordering::SeqCst);
+        for w in self.idle.lock().expect("idle lock").drain(..) {
+            w.kill();
+        }
+    }
+
+    /// Kills every idle worker (shutdown).
+    pub fn shutdown(&self) {
+        for w in self.idle.lock().expect("idle lock").drain(..) {
+            w.kill();
+        }
+    }
+
+    async fn spawn(&self) -> std::io::Result<Worker> {
+        let spec = self.spec.lock().expect("spec lock").clone();
+        let (shared, tx) = Shared::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = runtime_api::router(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut cmd = Command::new(&spec.command[0]);
+        cmd.args(&spec.command[1..])
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(&spec.env)
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                server.abort();
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot start `{}`: {e}", spec.command.join(" ")),
+                ));
+            }
+        };
+        for (stream, is_err) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                false,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                true,
+            ),
+        ] {
+            if let Some(stream) = stream {
+                let log = self.log.clone();
+                let name = spec.name.clone();
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(stream).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        log.function_line(&name, &line, is_err);
+                    }
+                });
+            }
+        }
+        let alive = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(Notify::new());
+        {
+            let shared = shared.clone();
+            let alive = alive.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut child = child;
+                let why = tokio::select! {
+                    status = child.wait() => format!("the worker exited ({})", status.map_or_else(|e| e.to_string(), |s| s.to_string())),
+                    _ = stop.notified() => {
+                        let _ = child.kill().await;
+                        "the worker was stopped".to_owned()
+                    }
+                };
+                alive.store(false, Ordering::SeqCst);
+                shared.fail_all(&why);
+                server.abort();
+            });
+        }
+        Ok(Worker {
+            shared,
+            tx,
+            stop,
+            alive,
+            generation: self.generation.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Runs one invocation.
+    pub async fn invoke(&self, payload: Bytes, request_id: String) -> Result {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Result::Failed("shutting down".into());
+        };
+        let worker = loop {
+            let w = self.idle.lock().expect("idle lock").pop();
+            match w {
+                Some(w)
+                    if w.alive.load(Ordering::SeqCst)
+                        && w.generation == self.generation.load(Ordering::SeqCst) =>
+                {
+                    break w
+                }
+                Some(w) => w.kill(),
+                None => match self.spawn().await {
+                    Ok(w) => break w,
+                    Err(e) => return Result::Failed(e.to_string()),
+                },
+            }
+        };
+        let (timeout, arn) = {
+            let s = self.spec.lock().expect("spec lock");
+            (s.timeout, s.arn.clone())
+        };
+        let deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+            + timeout.as_millis();
+        let (tx, rx) = oneshot::channel();
+        worker.shared.expect(&request_id, tx);
+        let inv = Invocation {
+            id: request_id.clone(),
+            payload,
+            deadline_ms: deadline,
+            arn,
+            trace_id: format!(
+                "Root=1-{:08x}-{}",
+                deadline / 1000,
+                request_id.replace('-', "")[..24].to_owned()
+            ),
+        };
+        if worker.tx.send(inv).await.is_err() {
+            worker.kill();
+            return Result::Failed("the worker stopped".into());
+        }
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        match outcome {
+            Ok(Ok(Outcome::Response(b))) => {
+                self.give_back(worker);
+                Result::Ok(b)
+            }
+            Ok(Ok(Outcome::Error(b))) => {
+                self.give_back(worker);
+                Result::FunctionError(b)
+            }
+            Ok(Ok(Outcome::InitError(b))) => {
+                worker.kill();
+                if !self.init_reported.swap(true, Ordering::SeqCst) {
+                    self.log
+                        .init_error(&self.name(), &String::from_utf8_lossy(&b));
+                }
+                Result::Failed(format!("init error: {}", String::from_utf8_lossy(&b)))
+            }
+            Ok(Ok(Outcome::Crashed(why))) => self.crashed(worker, why),
+            Ok(Err(_)) => self.crashed(worker, "the worker went away".into()),
+            Err(_) => {
+                worker.kill();
+                self.log.note(
+                    &self.name(),
+                    &format!("timed out after {timeout:?}; the worker was stopped"),
+                );
+                Result::Timeout
+            }
+        }
+    }
+
+    fn crashed(&self, worker: Worker, why: String) -> Result {
+        worker.kill();
+        self.log.note(
+            &self.name(),
+            &format!("worker crashed: {why}; a new one starts on the next request"),
+        );
+        Result::Failed(why)
+    }
+
+    fn give_back(&self, w: Worker) {
+        if w.alive.load(Ordering::SeqCst) && w.generation == self.generation.load(Ordering::SeqCst)
+        {
+            self.idle.lock().expect("idle lock").push(w);
+        } else {
+            w.kill();
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The AWS Lambda Runtime API (2018-06-01), one server per worker process: the worker's
+//! `AWS_LAMBDA_RUNTIME_API` is the bare `127.0.0.1:<port>` of its own server, as AWS's Python
+//! and Node clients and aws-lambda-go require.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// One invocation handed to a worker.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The request id (`Lambda-Runtime-Aws-Request-Id`).
+    pub id: String,
+    /// The event.
+    pub payload: Bytes,
+    /// Epoch milliseconds by which the function must answer.
+    pub deadline_ms: u128,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    pub arn: String,
+    /// `Lambda-Runtime-Trace-Id`.
+    pub trace_id: String,
+}
+
+/// How an invocation ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `POST /invocation/{id}/response`.
+    Response(Bytes),
+    /// `POST /invocation/{id}/error`: the function threw.
+    Error(Bytes),
+    /// `POST /init/error`: the worker could not start the function.
+    InitError(Bytes),
+    /// The process exited while the invocation was in flight.
+    Crashed(String),
+}
+
+/// State shared by a worker's Runtime API server and its pool.
+pub struct Shared {
+    next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// The body of `/init/error`, once posted: every later invocation fails with it.
+    init_error: Mutex<Option<Bytes>>,
+}
+
+impl Shared {
+    /// A new server state and the sender that feeds it invocations.
+    pub fn new() -> (Arc<Shared>, mpsc::Sender<Invocation>) {
+        let (tx, rx) = mpsc::channel(1);
+        (
+            Arc::new(Shared {
+                next: tokio::sync::Mutex::new(rx),
+                pending: Mutex::new(HashMap::new()),
+                init_error: Mutex::new(None),
+            }),
+            tx,
+        )
+    }
+
+    /// Registers the receiver of an invocation's outcome (before the invocation is sent, so
+    /// that a crash in between still reaches it).
+    pub fn expect(&self, id: &str, tx: oneshot::Sender<Outcome>) {
+        if let Some(body) = self.init_error.lock().expect("init lock").clone() {
+            let _ = tx.send(Outcome::InitError(body));
+            return;
+        }
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(id.to_owned(), tx);
+    }
+
+    /// The init error the worker reported, if any.
+    pub fn init_error(&self) -> Option<Bytes> {
+        self.init_error.lock().expect("init lock").clone()
+    }
+
+    /// Fails every invocation in flight (the process died).
+    pub fn fail_all(&self, why: &str) {
+        let drained: Vec<_> = self.pending.lock().expect("pending lock").drain().collect();
+        for (_, tx) in drained {
+            let _ = tx.send(Outcome::Crashed(why.to_owned()));
+        }
+    }
+
+    fn finish(&self, id: &str, outcome: Outcome) -> bool {
+        match self.pending.lock().expect("pending lock").remove(id) {
+            Some(tx) => {
+                let _ = tx.send(outcome);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The router of one worker's Runtime API.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(shared)
+}
+
+async fn next(State(s): State<Arc<Shared>>) -> Response {
+    // Long poll: held until the pool hands this worker an invocation.
+    let inv = { s.next.lock().await.recv().await };
+    let Some(inv) = inv else {
+        return (StatusCode::GONE, "shutting down").into_response();
+    };
+    let mut h = HeaderMap::new();
+    let put = |h: &mut HeaderMap, k: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    put(&mut h, "lambda-runtime-aws-request-id", &inv.id);
+    put(
+        &mut h,
+        "lambda-runtime-deadline-ms",
+        &inv.deadline_ms.to_string(),
+    );
+    put(&mut h, "lambda-runtime-invoked-function-arn", &inv.arn);
+    put(&mut h, "lambda-runtime-trace-id", &inv.trace_id);
+    put(&mut h, "content-type", "application/json");
+    (StatusCode::OK, h, inv.payload).into_response()
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [("content-type", "application/json")],
+        r#"{"status":"OK"}"#,
+    )
+        .into_response()
+}
+
+fn unknown(id: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/json")],
+        format!(r#"{{"errorMessage":"Invalid request ID: {id}","errorType":"InvalidRequestID"}}"#),
+    )
+        .into_response()
+}
+
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    if s.finish(&id, Outcome::Response(body)) {
+        accepted()
+    } else {
+        unknown(&id)
+    }
+}
+
+async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    if s.finish(&id, Outcome::Error(body)) {
+        accepted()
+    } else {
+        unknown(&id)
+    }
+}
+
+async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    *s.init_error.lock().expect("init lock") = Some(body.clone());
+    let drained: Vec<_> = s.pending.lock().expect("pending lock").drain().collect();
+    let mut body = Some(body);
+    for (_, tx) in drained {
+        let _ = tx.send(Outcome::InitError(body.take().unwrap_or_default()));
+    }
+    accepted()
+}

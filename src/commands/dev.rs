@@ -1,0 +1,176 @@
+//! `ferry dev`: the service on 127.0.0.1, with hot reload.
+
+use super::{load_options, Exit};
+use crate::cli::Global;
+use crate::output::{color_stderr, print_diags};
+use ferry_core::model::{Architecture, Runtime};
+use ferry_local::DevOptions;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `ferry dev` options.
+pub struct Args {
+    pub host: String,
+    pub port: u16,
+    pub aws_port: u16,
+    pub concurrency: usize,
+    pub watch: bool,
+    pub warm: bool,
+}
+
+fn build_rust(
+    service: &ferry_core::Service,
+    dir: &Path,
+) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let bins: Vec<(String, String)> = service
+        .functions
+        .iter()
+        .filter(|(_, f)| f.runtime == Runtime::Rust)
+        .map(|(n, f)| (n.clone(), f.handler.clone()))
+        .collect();
+    if bins.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    // Local workers run on this machine: build for it.
+    let arch = if cfg!(target_arch = "aarch64") {
+        Architecture::Arm64
+    } else {
+        Architecture::X86_64
+    };
+    let built = ferry_core::package::rust::build(dir, &bins, arch)?;
+    Ok(bins
+        .into_iter()
+        .filter_map(|(f, b)| {
+            built
+                .binaries
+                .iter()
+                .find(|(n, _)| *n == b)
+                .map(|(_, p)| (f, p.clone()))
+        })
+        .collect())
+}
+
+/// Runs the command.
+pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    let loaded = match ferry_core::load(&load_options(g)) {
+        Ok(l) => l,
+        Err(f) => {
+            print_diags(g, &f.diags, &f.sources);
+            return Ok(Exit::UserError);
+        }
+    };
+    print_diags(g, &loaded.warnings, &loaded.sources);
+    let cwd = std::env::current_dir()?;
+    let manifest = if loaded.path.is_absolute() {
+        loaded.path.clone()
+    } else {
+        cwd.join(&loaded.path)
+    };
+    let service_dir = manifest.parent().map(PathBuf::from).unwrap_or(cwd);
+    let binaries = match build_rust(&loaded.service, &service_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Failure);
+        }
+    };
+    let opts = DevOptions {
+        host: a.host,
+        port: a.port,
+        aws_port: a.aws_port,
+        service_dir: service_dir.clone(),
+        concurrency: a.concurrency,
+        warm: a.warm,
+        color: color_stderr(g),
+        binaries,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let dev = match ferry_local::start(loaded.service.clone(), opts).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(Exit::Failure);
+            }
+        };
+        if g.format == Some(crate::cli::Format::Json) {
+            // One line for scripts (and tests) that start `ferry dev --port 0`.
+            println!("{}", serde_json::json!({ "gateway": format!("http://{}", dev.gateway), "aws": format!("http://{}", dev.aws) }));
+        }
+        if !g.quiet {
+            eprintln!("{}", dev.describe());
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+        let _watcher = if a.watch { watch(&service_dir, tx) } else { None };
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                Some(first) = rx.recv() => {
+                    // Let a burst of writes settle, then reload once.
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    let mut changed = vec![first];
+                    while let Ok(p) = rx.try_recv() {
+                        changed.push(p);
+                    }
+                    let shown = changed[0].strip_prefix(&service_dir).unwrap_or(&changed[0]).display().to_string();
+                    let binaries = match build_rust(&loaded.service, &service_dir) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            eprintln!("ferry: rebuild failed, keeping the running workers: {e}");
+                            continue;
+                        }
+                    };
+                    dev.reload(&binaries);
+                    eprintln!("ferry: {shown} changed; workers restart on the next request");
+                }
+            }
+        }
+        eprintln!("ferry: stopping");
+        dev.shutdown();
+        Ok(Exit::Ok)
+    })
+}
+
+fn watch(
+    dir: &Path,
+    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let root = dir.to_owned();
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        if !matches!(
+            ev.kind,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+        ) {
+            return;
+        }
+        for p in ev.paths {
+            let rel = p.strip_prefix(&root).unwrap_or(&p);
+            let ignored = rel.components().any(|c| {
+                matches!(
+                    c.as_os_str().to_str(),
+                    Some(
+                        ".ferry"
+                            | ".git"
+                            | "target"
+                            | "node_modules"
+                            | "__pycache__"
+                            | ".serverless"
+                    )
+                )
+            });
+            if !ignored {
+                let _ = tx.send(p);
+            }
+        }
+    })
+    .ok()?;
+    w.watch(dir, RecursiveMode::Recursive).ok()?;
+    Some(w)
+}

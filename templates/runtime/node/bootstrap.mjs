@@ -1,0 +1,474 @@
+// ferry's Node.js runtime shim: serves one function's handler in a warm worker process over
+// the AWS Lambda Runtime API (2018-06-01), the way AWS's own Node.js runtime does.
+//
+//   node bootstrap.mjs            (cwd: the function's task root)
+//
+// Environment: AWS_LAMBDA_RUNTIME_API (host:port, required), _HANDLER, LAMBDA_TASK_ROOT (default:
+// cwd), AWS_LAMBDA_FUNCTION_NAME / _VERSION / _MEMORY_SIZE, AWS_LAMBDA_LOG_GROUP_NAME /
+// _LOG_STREAM_NAME. No dependencies. Behaviour follows aws-lambda-nodejs-runtime-interface-client
+// (handler resolution, callback and context.succeed semantics, the 'beforeExit' rules, error
+// shapes); templates/runtime/README.md lists each choice and where it departs from AWS.
+//
+// The file is embedded in the ferry binary and must stay template-safe (see the README).
+
+import http from 'node:http';
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { types } from 'node:util';
+
+const env = process.env;
+const API = '/2018-06-01/runtime';
+const NEXT = `${API}/invocation/next`;
+const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
+
+// Read once: AWS reads them per invocation, but nothing in a worker changes them.
+const HANDLER = env._HANDLER || '';
+const FUNCTION_NAME = env.AWS_LAMBDA_FUNCTION_NAME;
+const FUNCTION_VERSION = env.AWS_LAMBDA_FUNCTION_VERSION;
+const MEMORY_SIZE = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE; // a string, as on AWS
+const LOG_GROUP = env.AWS_LAMBDA_LOG_GROUP_NAME;
+const LOG_STREAM = env.AWS_LAMBDA_LOG_STREAM_NAME;
+
+const [HOST, PORT] = splitAddress(env.AWS_LAMBDA_RUNTIME_API);
+
+// One kept-alive connection for the whole life of the worker; idle sockets are unref'd by the
+// agent, so they never keep the event loop (and so 'beforeExit') from happening.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
+
+// --- errors ---------------------------------------------------------------------------------
+
+class RuntimeError extends Error {
+  constructor(type, message, stack) {
+    super(message);
+    this.name = type;
+    if (stack) this.stack = stack;
+  }
+}
+
+function isErrorLike(value) {
+  return (
+    value &&
+    typeof value.name === 'string' &&
+    typeof value.message === 'string' &&
+    typeof value.stack === 'string'
+  );
+}
+
+// The body posted to /error and /init/error. AWS's node runtime sends `trace`; the Runtime API
+// spec (and every other runtime) says `stackTrace`. Both are sent, so ferry can read one field
+// for every runtime and callers still see what a node Lambda returns.
+function errorBody(err) {
+  try {
+    if (types.isNativeError(err) || isErrorLike(err)) {
+      const trace = typeof err.stack === 'string' ? err.stack.split('\n') : [];
+      return { errorType: err.name, errorMessage: err.message, trace, stackTrace: trace };
+    }
+    return { errorType: typeof err, errorMessage: String(err), trace: [], stackTrace: [] };
+  } catch {
+    return {
+      errorType: 'handled',
+      errorMessage:
+        'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack',
+    };
+  }
+}
+
+// One log line per error, as AWS prints it: `<label> \t{"errorType":...,"stack":[...]}`.
+function logError(label, err) {
+  let text;
+  try {
+    text = JSON.stringify(err, (_key, value) => {
+      if (!(value instanceof Error)) return value;
+      const out = Object.assign(
+        { errorType: value.name, errorMessage: value.message, code: value.code },
+        value,
+      );
+      if (typeof value.stack === 'string') out.stack = value.stack.split('\n');
+      return out;
+    });
+  } catch {
+    text = JSON.stringify(errorBody(err));
+  }
+  process.stderr.write(`${label} \t${text}\n`);
+}
+
+function headerValue(text) {
+  const clean = String(text).replace(/[^\x20-\x7e]/g, '');
+  return clean || 'Unhandled';
+}
+
+// --- the Runtime API client -----------------------------------------------------------------
+
+function splitAddress(address) {
+  if (!address) {
+    process.stderr.write('ferry runtime: AWS_LAMBDA_RUNTIME_API is not set\n');
+    process.exit(1);
+  }
+  const colon = address.lastIndexOf(':');
+  const host = colon > 0 ? address.slice(0, colon) : address;
+  const port = colon > 0 ? Number(address.slice(colon + 1)) : 80;
+  return [host.replace(/^\[(.*)\]$/, '$1'), port];
+}
+
+// A request on the kept-alive connection. A stale connection (closed by the server while idle)
+// fails with ECONNRESET/EPIPE on reuse before anything was processed: retry once on a new one.
+function request(method, urlPath, body, headers, retried = false) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { agent, host: HOST, port: PORT, method, path: urlPath, headers },
+      (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
+          }),
+        );
+      },
+    );
+    req.on('error', (err) => {
+      if (!retried && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        resolve(request(method, urlPath, body, headers, true));
+      } else {
+        reject(err);
+      }
+    });
+    req.end(body);
+  });
+}
+
+async function post(urlPath, json, errorType) {
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) };
+  if (errorType !== undefined) headers[ERROR_TYPE_HEADER] = headerValue(errorType);
+  const res = await request('POST', urlPath, json, headers);
+  if (res.status < 200 || res.status > 299) {
+    process.stderr.write(
+      `ferry runtime: POST ${urlPath} was refused with ${res.status}: ${res.body.toString()}\n`,
+    );
+  }
+}
+
+// --- loading the handler --------------------------------------------------------------------
+
+function isFile(file) {
+  return statSync(file, { throwIfNoEntry: false })?.isFile() === true;
+}
+
+// `dir/sub/module.export.path`: the module is the last path segment up to its FIRST dot, and
+// the rest is a (possibly nested) property path, exactly as AWS's node runtime reads it. So
+// dots in directory names are fine, and `handler.v2.fn` means `handler.js` -> v2 -> fn.
+async function loadHandler(taskRoot, full) {
+  if (full.includes('..')) {
+    throw new RuntimeError(
+      'Runtime.MalformedHandlerName',
+      `'${full}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
+    );
+  }
+  const slash = full.lastIndexOf('/');
+  const moduleRoot = full.slice(0, slash + 1);
+  const base = full.slice(slash + 1);
+  const dot = base.indexOf('.');
+  if (dot < 0) throw new RuntimeError('Runtime.MalformedHandlerName', `Bad handler '${full}'`);
+  const moduleName = base.slice(0, dot);
+  const exportPath = base.slice(dot + 1).split('.');
+
+  const mod = await loadModule(taskRoot, moduleRoot, moduleName);
+  const lookup = (object) => exportPath.reduce((nested, key) => nested && nested[key], object);
+  // An ES module's namespace has the named exports; a CommonJS module loaded through import()
+  // has them when Node's static analysis finds them, and always has module.exports on default.
+  let fn = lookup(mod);
+  if (fn == null && mod != null && mod.default != null) fn = lookup(mod.default);
+  if (!fn) throw new RuntimeError('Runtime.HandlerNotFound', `${full} is undefined or not exported`);
+  if (typeof fn !== 'function') {
+    throw new RuntimeError('Runtime.HandlerNotFound', `${full} is not a function`);
+  }
+  return fn;
+}
+
+async function loadModule(taskRoot, moduleRoot, moduleName) {
+  const file = path.resolve(taskRoot, moduleRoot, moduleName);
+  try {
+    // AWS tries the extensionless file first and loads it as CommonJS.
+    if (isFile(file)) return createRequire(file)(file);
+    for (const ext of ['.js', '.mjs', '.cjs']) {
+      if (isFile(file + ext)) return await import(pathToFileURL(file + ext).href);
+    }
+    // Last, like AWS: a package of that name in node_modules.
+    let resolved;
+    try {
+      resolved = createRequire(path.join(taskRoot, 'index.js')).resolve(moduleName, {
+        paths: [taskRoot, path.resolve(taskRoot, moduleRoot)],
+      });
+    } catch (err) {
+      if (err?.code !== 'MODULE_NOT_FOUND') throw err;
+    }
+    if (!resolved || !path.isAbsolute(resolved)) {
+      const shown = moduleRoot + moduleName;
+      throw new RuntimeError(
+        'Runtime.ImportModuleError',
+        `Error: Cannot find module '${shown}' (looked for ${shown}.js, ${shown}.mjs and ${shown}.cjs in ${taskRoot})`,
+      );
+    }
+    return await import(pathToFileURL(resolved).href);
+  } catch (err) {
+    if (err instanceof RuntimeError) throw err;
+    if (err instanceof SyntaxError) {
+      throw new RuntimeError('Runtime.UserCodeSyntaxError', String(err), err.stack);
+    }
+    if (err?.code === 'MODULE_NOT_FOUND' || err?.code === 'ERR_MODULE_NOT_FOUND') {
+      throw new RuntimeError('Runtime.ImportModuleError', String(err), err.stack);
+    }
+    throw err;
+  }
+}
+
+function isAsyncFunction(fn) {
+  try {
+    return fn.constructor?.name === 'AsyncFunction';
+  } catch {
+    return false;
+  }
+}
+
+// --- state ----------------------------------------------------------------------------------
+
+let handler;
+let handlerIsAsync = false;
+let handlerTakesCallback = false;
+let phase = 'init'; // 'init' -> 'idle' <-> 'invoke'; 'failed' once init failed
+let currentId = null; // the invocation that has not been answered yet
+let inflight = null; // the POST answering the last invocation, while it is in flight
+let onLoopEmpty = null; // what the pending invocation does when the event loop drains
+let dying = false;
+let initErrorSent = false;
+let warnedSyncReturn = false;
+
+function parseHeaderJson(text, name) {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`Cannot parse ${name} as json: ${err}`);
+  }
+}
+
+function warnSyncReturn() {
+  if (warnedSyncReturn) return;
+  warnedSyncReturn = true;
+  process.stderr.write(
+    `ferry: handler ${HANDLER} is not async and returned a value without calling its callback. ` +
+      'ferry answers with that value, but AWS Lambda ignores it and answers null: make the ' +
+      'handler async (or return a Promise) to get the same result on AWS.\n',
+  );
+}
+
+// Runs the handler for one event. Resolves to { ok, value } once the invocation is decided: the
+// first of the returned promise, callback, context.succeed/fail/done wins; a callback success
+// waits for the event loop to drain unless context.callbackWaitsForEmptyEventLoop is false.
+function invoke(id, headers, body) {
+  return new Promise((resolve) => {
+    let called = false;
+    let settled = false;
+    let waits = true;
+    const deadline = Number(headers['lambda-runtime-deadline-ms']);
+
+    const settle = (ok, value) => {
+      if (settled) return;
+      settled = true;
+      onLoopEmpty = null;
+      resolve({ ok, value });
+    };
+    const once =
+      (fn) =>
+      (...args) => {
+        if (called) return;
+        called = true;
+        fn(...args);
+      };
+    const succeed = once((result) => settle(true, result));
+    const fail = once((err) => settle(false, err == null ? 'handled' : err));
+    const done = once((err, result) => (err != null ? settle(false, err) : settle(true, result)));
+    const callback = once((err, result) => {
+      if (err != null) settle(false, err);
+      else if (waits) onLoopEmpty = () => settle(true, result);
+      else settle(true, result);
+    });
+
+    // Nothing answered and nothing left to run: AWS fails an async handler (its promise can no
+    // longer settle) and answers null for any other.
+    onLoopEmpty = handlerIsAsync
+      ? () => settle(false, new RuntimeError('Runtime.NodeJsExit', 'Runtime exited without providing a reason'))
+      : () => settle(true, null);
+
+    try {
+      const event = JSON.parse(body);
+      const context = {
+        get callbackWaitsForEmptyEventLoop() {
+          return waits;
+        },
+        set callbackWaitsForEmptyEventLoop(value) {
+          waits = value;
+        },
+        succeed,
+        fail,
+        done,
+        functionVersion: FUNCTION_VERSION,
+        functionName: FUNCTION_NAME,
+        memoryLimitInMB: MEMORY_SIZE,
+        logGroupName: LOG_GROUP,
+        logStreamName: LOG_STREAM,
+        clientContext: parseHeaderJson(headers['lambda-runtime-client-context'], 'ClientContext'),
+        identity: parseHeaderJson(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
+        invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+        awsRequestId: id,
+        tenantId: headers['lambda-runtime-aws-tenant-id'],
+        getRemainingTimeInMillis() {
+          return deadline - Date.now();
+        },
+      };
+      const result = handler(event, context, callback);
+      if (result != null && typeof result.then === 'function') {
+        result.then(succeed, fail);
+      } else if (!called && result !== undefined && !handlerTakesCallback) {
+        warnSyncReturn();
+        succeed(result);
+      }
+    } catch (err) {
+      callback(err);
+    }
+  });
+}
+
+async function serveOne() {
+  const next = await request('GET', NEXT);
+  if (next.status !== 200) {
+    throw new Error(`GET ${NEXT} answered ${next.status}: ${next.body.toString()}`);
+  }
+  const headers = next.headers;
+  const id = headers['lambda-runtime-aws-request-id'];
+  if (!id) throw new Error(`GET ${NEXT} answered without Lambda-Runtime-Aws-Request-Id`);
+
+  const trace = headers['lambda-runtime-trace-id'];
+  if (trace) env._X_AMZN_TRACE_ID = trace;
+  else delete env._X_AMZN_TRACE_ID;
+
+  currentId = id;
+  phase = 'invoke';
+  const outcome = await invoke(id, headers, next.body);
+  if (dying) return; // an uncaught error already answered this invocation
+  currentId = null;
+  phase = 'idle';
+
+  const base = `${API}/invocation/${encodeURIComponent(id)}`;
+  let { ok, value } = outcome;
+  let json;
+  if (ok) {
+    try {
+      json = JSON.stringify(value === undefined ? null : value) ?? 'null';
+    } catch (err) {
+      ok = false;
+      value = new RuntimeError('Runtime.JSONStringifyError', `Unable to stringify response body: ${err.message}`);
+    }
+  }
+  if (ok) {
+    inflight = post(`${base}/response`, json);
+  } else {
+    logError('Invoke Error', value);
+    inflight = post(`${base}/error`, JSON.stringify(errorBody(value)), 'Unhandled');
+  }
+  await inflight;
+  inflight = null;
+}
+
+async function initFailed(err) {
+  if (initErrorSent) return;
+  initErrorSent = true;
+  phase = 'failed';
+  logError('Uncaught Exception', err);
+  const body = errorBody(err);
+  try {
+    await post(`${API}/init/error`, JSON.stringify(body), body.errorType);
+  } catch (postErr) {
+    process.stderr.write(`ferry runtime: could not report the init error: ${postErr.message}\n`);
+  }
+  process.exit(1);
+}
+
+// An exception nobody caught, or a rejection nobody handled: the worker is in an unknown state.
+// Answer the pending invocation with it (or report the init error), then exit; ferry starts a
+// new worker, as AWS starts a new sandbox.
+function fatal(label, err) {
+  if (phase === 'init' || phase === 'failed') {
+    initFailed(err);
+    return;
+  }
+  logError(label, err);
+  if (dying) return;
+  dying = true;
+  setTimeout(() => process.exit(1), 2000).unref();
+  const id = currentId;
+  currentId = null;
+  const pending = [inflight];
+  if (id !== null) {
+    pending.push(
+      post(`${API}/invocation/${encodeURIComponent(id)}/error`, JSON.stringify(errorBody(err)), 'Unhandled'),
+    );
+  }
+  Promise.allSettled(pending).then(() => process.exit(1));
+}
+
+class UnhandledPromiseRejection extends RuntimeError {
+  constructor(reason) {
+    let message;
+    try {
+      message = String(reason);
+    } catch {
+      message = typeof reason;
+    }
+    super('Runtime.UnhandledPromiseRejection', message, isErrorLike(reason) ? reason.stack : undefined);
+  }
+}
+
+process.on('uncaughtException', (err) => fatal('Uncaught Exception', err));
+process.on('unhandledRejection', (reason) =>
+  fatal('Unhandled Promise Rejection', new UnhandledPromiseRejection(reason)),
+);
+process.on('beforeExit', () => {
+  const action = onLoopEmpty;
+  if (action) {
+    onLoopEmpty = null;
+    action();
+  } else if (phase === 'init') {
+    initFailed(
+      new RuntimeError(
+        'Runtime.NodeJsExit',
+        `Runtime exited without providing a reason: loading ${HANDLER} never finished (a top-level await waits on a promise that nothing settles)`,
+      ),
+    );
+  }
+});
+
+async function main() {
+  const taskRoot = env.LAMBDA_TASK_ROOT || process.cwd();
+  try {
+    handler = await loadHandler(taskRoot, HANDLER);
+  } catch (err) {
+    await initFailed(err);
+    return;
+  }
+  handlerIsAsync = isAsyncFunction(handler);
+  handlerTakesCallback = handler.length >= 3;
+  phase = 'idle';
+  while (!dying) await serveOne();
+}
+
+main().catch((err) => {
+  if (dying) return;
+  process.stderr.write(`ferry runtime: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});

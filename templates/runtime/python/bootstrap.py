@@ -1,0 +1,474 @@
+"""ferry's Python runtime shim.
+
+Serves one function's handler in a warm worker process over the AWS Lambda Runtime API
+(2018-06-01), the way AWS's own Python runtime (awslambdaric) does:
+
+    python3 bootstrap.py            (cwd: the function's task root)
+
+Environment: AWS_LAMBDA_RUNTIME_API (host:port, required), _HANDLER, LAMBDA_TASK_ROOT (default:
+cwd), AWS_LAMBDA_FUNCTION_NAME / _VERSION / _MEMORY_SIZE, AWS_LAMBDA_LOG_GROUP_NAME /
+_LOG_STREAM_NAME, AWS_LAMBDA_LOG_LEVEL. Standard library only, Python 3.9+. Handler resolution,
+the context object, error shapes and logging follow awslambdaric; templates/runtime/README.md
+lists each choice and where it departs from AWS.
+
+The file is embedded in the ferry binary and must stay template-safe (see the README).
+"""
+
+import http.client
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from urllib.parse import quote
+
+API = "/2018-06-01/runtime"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+_SHIM_FILE = os.path.abspath(__file__)
+_IMPORTLIB_FILE = os.path.abspath(importlib.__file__)
+
+# The request id of the invocation in progress, for log records.
+_request_id = None
+
+
+class FaultException(Exception):
+    """A failure the runtime names itself (errorType `Runtime.*`), as awslambdaric does."""
+
+    IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+    BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+    USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+    UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+    MARSHAL_ERROR = "Runtime.MarshalError"
+    CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
+
+    def __init__(self, error_type, msg, trace=None):
+        super().__init__(msg)
+        self.error_type = error_type
+        self.msg = msg
+        self.trace = trace
+
+
+# --- the Runtime API client ----------------------------------------------------------------
+
+
+class RuntimeClient:
+    """One persistent HTTP/1.1 connection to the Runtime API, reopened when it drops."""
+
+    def __init__(self, address):
+        self.address = address
+        self._conn = None
+        self._reused = False
+
+    def _request(self, method, path, body=None, headers=None):
+        while True:
+            if self._conn is None:
+                # No timeout: GET /next is a long poll that lasts until an event arrives.
+                self._conn = http.client.HTTPConnection(self.address)
+                self._reused = False
+            conn, reused = self._conn, self._reused
+            try:
+                conn.request(method, path, body, headers or {})
+                response = conn.getresponse()
+                data = response.read()
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()
+                self._conn = None
+                # A kept-alive connection the server closed while it sat idle fails before the
+                # request was processed: retry once on a new connection. A new one that fails
+                # means the Runtime API is gone.
+                if reused:
+                    continue
+                raise
+            self._reused = True
+            return response, data
+
+    def next(self):
+        response, body = self._request("GET", API + "/invocation/next")
+        if response.status != 200:
+            raise RuntimeError(
+                "GET /invocation/next answered %d: %r" % (response.status, body[:500])
+            )
+        return response.headers, body
+
+    def _post(self, path, body, content_type, error_type=None):
+        headers = {"Content-Type": content_type}
+        if error_type is not None:
+            headers[ERROR_TYPE_HEADER] = _header_value(error_type)
+        response, answer = self._request("POST", path, body, headers)
+        if not 200 <= response.status <= 299:
+            sys.stderr.write(
+                "ferry runtime: POST %s was refused with %d: %s\n"
+                % (path, response.status, answer.decode("utf-8", "replace"))
+            )
+
+    def post_response(self, request_id, body, content_type):
+        self._post(API + "/invocation/" + quote(request_id, safe="") + "/response", body, content_type)
+
+    def post_error(self, request_id, error):
+        path = API + "/invocation/" + quote(request_id, safe="") + "/error"
+        self._post(path, _error_json(error), "application/json", "Unhandled")
+
+    def post_init_error(self, error):
+        self._post(API + "/init/error", _error_json(error), "application/json", error["errorType"])
+
+
+def _header_value(text):
+    clean = "".join(c for c in str(text) if " " <= c <= "~")
+    return clean or "Unhandled"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def make_error(message, error_type, stack_trace, request_id=None):
+    return {
+        "errorMessage": message if message else "",
+        "errorType": error_type if error_type else "",
+        "requestId": request_id if request_id is not None else "",
+        "stackTrace": stack_trace if stack_trace else [],
+    }
+
+
+def _is_runtime_frame(filename):
+    # This shim's own frames, and importlib's when the module failed while it was imported.
+    return (
+        filename.startswith("<frozen importlib")
+        or os.path.abspath(filename) in (_SHIM_FILE, _IMPORTLIB_FILE)
+    )
+
+
+def error_from_exception(exc, request_id=None):
+    """The error body for an exception raised by user code, without this shim's frames."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = 0
+    while start < len(frames) and _is_runtime_frame(frames[start].filename):
+        start += 1
+    return make_error(
+        str(exc), type(exc).__name__, traceback.format_list(frames[start:]), request_id
+    )
+
+
+def _error_json(error):
+    try:
+        return json.dumps(error).encode()
+    except (TypeError, ValueError):
+        return json.dumps({k: str(v) for k, v in error.items()}).encode()
+
+
+def log_error(error):
+    """Prints an error the way AWS's Python runtime logs it (lines joined by newlines)."""
+    line = "[ERROR]"
+    if error.get("errorType"):
+        line += " " + error["errorType"]
+    if error.get("errorMessage"):
+        line += (":" if error.get("errorType") else "") + " " + error["errorMessage"]
+    lines = [line]
+    trace = error.get("stackTrace")
+    if trace:
+        lines.append("Traceback (most recent call last):")
+        for element in trace:
+            lines.extend(element.splitlines() or [""])
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
+# --- the context ---------------------------------------------------------------------------
+
+
+class CognitoIdentity:
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __repr__(self):
+        return "CognitoIdentity([cognito_identity_id=%s,cognito_identity_pool_id=%s])" % (
+            self.cognito_identity_id,
+            self.cognito_identity_pool_id,
+        )
+
+
+class Client:
+    __slots__ = [
+        "installation_id",
+        "app_title",
+        "app_version_name",
+        "app_version_code",
+        "app_package_name",
+    ]
+
+    def __repr__(self):
+        fields = ",".join("%s=%s" % (f, getattr(self, f)) for f in self.__slots__)
+        return "Client([%s])" % fields
+
+
+class ClientContext:
+    __slots__ = ["custom", "env", "client"]
+
+    def __repr__(self):
+        return "ClientContext([custom=%s,env=%s,client=%s])" % (self.custom, self.env, self.client)
+
+
+def _from_dict(cls, values):
+    if values is None:
+        return None
+    obj = cls()
+    for field in cls.__slots__:
+        setattr(obj, field, values.get(field))
+    return obj
+
+
+def _parse_header_json(text, name):
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise FaultException(
+            FaultException.CONTEXT_UNMARSHAL_ERROR, "Unable to parse %s JSON: %s" % (name, e)
+        )
+
+
+# Read once: awslambdaric reads them per invocation, but nothing in a worker changes them.
+_FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+_FUNCTION_VERSION = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+_MEMORY_SIZE = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")  # a string, as on AWS
+_LOG_GROUP = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+_LOG_STREAM = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+
+
+class LambdaContext:
+    """The `context` argument, with the attributes of awslambdaric's LambdaContext."""
+
+    def __init__(self, request_id, headers):
+        self.aws_request_id = request_id
+        self.log_group_name = _LOG_GROUP
+        self.log_stream_name = _LOG_STREAM
+        self.function_name = _FUNCTION_NAME
+        self.memory_limit_in_mb = _MEMORY_SIZE
+        self.function_version = _FUNCTION_VERSION
+        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn")
+        self.tenant_id = headers.get("Lambda-Runtime-Aws-Tenant-Id")
+
+        client_context = headers.get("Lambda-Runtime-Client-Context")
+        if client_context:
+            client_context = _parse_header_json(client_context, "Client Context")
+        self.client_context = _from_dict(ClientContext, client_context or None)
+        if self.client_context is not None:
+            self.client_context.client = _from_dict(Client, self.client_context.client)
+
+        identity = headers.get("Lambda-Runtime-Cognito-Identity")
+        identity = _parse_header_json(identity, "Cognito Identity") if identity else {}
+        self.identity = CognitoIdentity()
+        self.identity.cognito_identity_id = identity.get("cognitoIdentityId")
+        self.identity.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
+
+        try:
+            self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
+        except ValueError:
+            self._deadline_ms = 0
+
+    def get_remaining_time_in_millis(self):
+        remaining = self._deadline_ms - int(time.time() * 1000)
+        return remaining if remaining > 0 else 0
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            "LambdaContext([aws_request_id=%s,log_group_name=%s,log_stream_name=%s,"
+            "function_name=%s,memory_limit_in_mb=%s,function_version=%s,"
+            "invoked_function_arn=%s,client_context=%s,identity=%s,tenant_id=%s])"
+            % (
+                self.aws_request_id,
+                self.log_group_name,
+                self.log_stream_name,
+                self.function_name,
+                self.memory_limit_in_mb,
+                self.function_version,
+                self.invoked_function_arn,
+                self.client_context,
+                self.identity,
+                self.tenant_id,
+            )
+        )
+
+
+# --- events and results --------------------------------------------------------------------
+
+
+def _json_default(value):
+    # DynamoDB hands out Decimals; AWS's encoder writes them as numbers. Nothing can be a
+    # Decimal unless `decimal` was imported, so this costs no import.
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(value, decimal.Decimal):
+        if value.is_nan():
+            return float("nan")
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
+def unmarshal_event(body, content_type):
+    # AWS passes anything that is not JSON through as bytes.
+    if content_type and not content_type.startswith("application/json"):
+        return body
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: %s" % e)
+
+
+def marshal_result(result):
+    """The response body and its content type."""
+    if isinstance(result, bytes):
+        return result, "application/unknown"
+    try:
+        return json.dumps(result, default=_json_default).encode(), "application/json"
+    except (TypeError, ValueError, OverflowError) as e:
+        raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: %s" % e)
+
+
+# --- loading the handler -------------------------------------------------------------------
+
+
+def load_handler(handler):
+    """`worker.handle`, `pkg/mod.handle` or `pkg.mod.handle`: the module is everything up to the
+    last dot (slashes read as dots), the attribute what follows it, as awslambdaric reads it."""
+    if handler.startswith("./"):
+        handler = handler[2:]
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException(
+            FaultException.MALFORMED_HANDLER_NAME, "Bad handler '%s': %s" % (handler, e)
+        )
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise FaultException(
+                FaultException.BUILT_IN_MODULE_CONFLICT,
+                "Cannot use built-in module %s as a handler module" % modname,
+            )
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultException(
+            FaultException.IMPORT_MODULE_ERROR,
+            "Unable to import module '%s': %s" % (modname, e),
+        )
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
+        raise FaultException(
+            FaultException.USER_CODE_SYNTAX_ERROR,
+            "Syntax error in module '%s': %s" % (modname, e),
+            trace,
+        )
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise FaultException(
+            FaultException.HANDLER_NOT_FOUND,
+            "Handler '%s' missing on module '%s'" % (fname, modname),
+        )
+
+
+# --- logging -------------------------------------------------------------------------------
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.aws_request_id = _request_id or ""
+        return True
+
+
+def setup_logging():
+    """A root handler in AWS's text format, so `logging` output appears as it does on AWS
+    (without one, records below WARNING would be dropped)."""
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    level = {"TRACE": "DEBUG", "FATAL": "CRITICAL"}.get(level, level)
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        root.setLevel(level)
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+def serve(client, handler):
+    global _request_id
+    environ = os.environ
+    while True:
+        headers, body = client.next()
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        if not request_id:
+            raise RuntimeError("GET /invocation/next answered without Lambda-Runtime-Aws-Request-Id")
+        _request_id = request_id
+        trace_id = headers.get("Lambda-Runtime-Trace-Id")
+        if trace_id:
+            environ["_X_AMZN_TRACE_ID"] = trace_id
+        else:
+            environ.pop("_X_AMZN_TRACE_ID", None)
+
+        try:
+            context = LambdaContext(request_id, headers)
+            event = unmarshal_event(body, headers.get("Content-Type"))
+            payload, content_type = marshal_result(handler(event, context))
+        except FaultException as e:
+            error = make_error(e.msg, e.error_type, e.trace, request_id)
+        except Exception as e:
+            error = error_from_exception(e, request_id)
+        else:
+            client.post_response(request_id, payload, content_type)
+            continue
+        log_error(error)
+        client.post_error(request_id, error)
+
+
+def main():
+    # Logs must appear as they are written, not when a buffer fills.
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+
+    address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not address:
+        sys.stderr.write("ferry runtime: AWS_LAMBDA_RUNTIME_API is not set\n")
+        return 1
+    task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    # The user's modules come from the task root, never from this shim's own folder.
+    shim_dir = os.path.dirname(_SHIM_FILE)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != shim_dir]
+    sys.path.insert(0, task_root)
+
+    client = RuntimeClient(address)
+    setup_logging()
+    try:
+        handler = load_handler(os.environ.get("_HANDLER", ""))
+    except FaultException as e:
+        error = make_error(e.msg, e.error_type, e.trace)
+    except Exception as e:  # the module's own code failed while it was imported
+        error = error_from_exception(e)
+    else:
+        try:
+            serve(client, handler)
+        except (OSError, http.client.HTTPException, RuntimeError) as e:
+            sys.stderr.write("ferry runtime: lost the Runtime API: %s\n" % e)
+            return 1
+        return 0
+    log_error(error)
+    try:
+        client.post_init_error(error)
+    except (OSError, http.client.HTTPException) as e:
+        sys.stderr.write("ferry runtime: could not report the init error: %s\n" % e)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

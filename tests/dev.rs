@@ -1,0 +1,299 @@
+//! `ferry dev` end to end: the real binary serving the examples over real HTTP, node and
+//! python through ferry's shims, a Rust function built on `lambda_runtime`, a Python function
+//! run by AWS's own `awslambdaric`, Lambda `Invoke` through boto3, and the timeout, crash,
+//! init-error and hot-reload paths.
+//!
+//! Python tools (awslambdaric, boto3) come from the venv that `scripts/test.sh` creates; its
+//! interpreter is passed in `FERRY_TEST_PYTHON`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn test_python() -> String {
+    std::env::var("FERRY_TEST_PYTHON").expect("FERRY_TEST_PYTHON is set by scripts/test.sh (a venv with awslambdaric and boto3); run the tests through it")
+}
+
+struct Dev {
+    child: Child,
+    gateway: String,
+    aws: String,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev(dir: &Path, extra: &[&str]) -> Dev {
+    let mut args = vec!["--format", "json", "dev", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(dir)
+        .args(&args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("ferry dev printed {line:?}: {e}"));
+    Dev {
+        child,
+        gateway: v["gateway"].as_str().unwrap().to_owned(),
+        aws: v["aws"].as_str().unwrap().to_owned(),
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn node_example_over_real_http() {
+    let d = dev(&root().join("examples/hello-http"), &["--no-watch"]);
+    let c = client();
+    let r = c
+        .get(format!("{}/hello?name=Ada", d.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(body.to_string().contains("Ada"), "{body}");
+    let r = c
+        .get(format!("{}/greet/Grace%20Hopper", d.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("Grace Hopper"));
+    let r = c
+        .post(format!("{}/echo", d.gateway))
+        .header("content-type", "application/json")
+        .body(r#"{"a":[1,2]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.text().unwrap().contains("[1,2]"));
+    // CORS preflight on the cors-enabled route; none elsewhere.
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{}/echo", d.gateway))
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-headers"], "content-type");
+    assert_eq!(
+        c.get(format!("{}/nope", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[test]
+fn python_example_through_the_shim() {
+    let d = dev(&root().join("examples/queue-worker"), &["--no-watch"]);
+    let r = client()
+        .post(format!("{}/jobs", d.gateway))
+        .header("content-type", "application/json")
+        .body(r#"{"task":"sum","payload":{"numbers":[1,2]}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["task"], "sum", "{body}");
+}
+
+#[test]
+fn rust_function_on_lambda_runtime() {
+    let d = dev(&root().join("examples/rust-api"), &["--no-watch"]);
+    let c = client();
+    let items: serde_json::Value = c
+        .get(format!("{}/items", d.gateway))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(items[0]["name"], "kettle", "{items}");
+    let r = c
+        .post(format!("{}/items", d.gateway))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"cup","price":3}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        c.get(format!("{}/items/3", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        200,
+        "the worker stayed warm and kept its state"
+    );
+    assert_eq!(
+        c.get(format!("{}/items/99", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+/// A scratch service exercising the failure paths and awslambdaric.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("serverless.yaml"),
+        &format!(
+            "service: scratch\nprovider:\n  runtime: python3.12\n  timeout: 2\n  local:\n    python: {py}\n    pythonRuntimeClient: awslambdaric\nfunctions:\n  ric:\n    handler: app.hello\n    triggers:\n      - http: GET /ric\n  slow:\n    handler: app.slow\n    triggers:\n      - http: GET /slow\n  crash:\n    handler: app.crash\n    triggers:\n      - http: GET /crash\n  boom:\n    handler: app.boom\n    triggers:\n      - http: GET /boom\n  broken:\n    handler: missing.fn\n    triggers:\n      - http: GET /broken\n",
+            py = test_python()
+        ),
+    );
+    write(
+        &d.join("app.py"),
+        "import os, time\nCOUNT = 0\ndef hello(event, context):\n    global COUNT\n    COUNT += 1\n    return {'statusCode': 200, 'body': f\"v1 {COUNT} {context.function_name} {event['rawPath']}\"}\ndef slow(event, context):\n    time.sleep(30)\ndef crash(event, context):\n    os._exit(3)\ndef boom(event, context):\n    raise ValueError('nope')\n",
+    );
+    dir
+}
+
+#[test]
+fn awslambdaric_failures_and_hot_reload() {
+    let svc = scratch();
+    let d = dev(svc.path(), &[]);
+    let c = client();
+    // AWS's own Python runtime interface client, no shim; one warm process.
+    let t = c
+        .get(format!("{}/ric", d.gateway))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(t, "v1 1 scratch-dev-ric /ric");
+    let t = c
+        .get(format!("{}/ric", d.gateway))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(t, "v1 2 scratch-dev-ric /ric");
+    // Timeout: 504 after the function's 2 s, and the worker is replaced.
+    let started = Instant::now();
+    assert_eq!(
+        c.get(format!("{}/slow", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        504
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Crash: 502, and the next request gets a new worker.
+    assert_eq!(
+        c.get(format!("{}/crash", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        502
+    );
+    assert_eq!(
+        c.get(format!("{}/crash", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        502
+    );
+    // A thrown error: 502 from the gateway.
+    assert_eq!(
+        c.get(format!("{}/boom", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        502
+    );
+    // An init error: 502.
+    assert_eq!(
+        c.get(format!("{}/broken", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        502
+    );
+    // Hot reload: change the code, the next request runs it.
+    let app = svc.path().join("app.py");
+    std::fs::write(
+        &app,
+        std::fs::read_to_string(&app)
+            .unwrap()
+            .replace("f\"v1 ", "f\"v2 "),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = c
+            .get(format!("{}/ric", d.gateway))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if t.starts_with("v2 1 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still serving the old code: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn lambda_invoke_through_boto3() {
+    let d = dev(&root().join("examples/hello-http"), &["--no-watch"]);
+    let script = format!(
+        r#"
+import boto3, json
+c = boto3.client("lambda", endpoint_url="{aws}", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+event = {{"version": "2.0", "rawPath": "/hello", "queryStringParameters": {{"name": "boto"}}, "requestContext": {{"http": {{"method": "GET", "path": "/hello"}}}}}}
+r = c.invoke(FunctionName="hello-http-dev-hello", Payload=json.dumps(event))
+print(json.dumps({{"status": r["StatusCode"], "payload": json.loads(r["Payload"].read())}}))
+try:
+    c.invoke(FunctionName="nope", Payload=b"{{}}")
+except c.exceptions.ResourceNotFoundException:
+    print("not-found")
+"#,
+        aws = d.aws
+    );
+    let out = Command::new(test_python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["status"], 200);
+    assert!(first["payload"].to_string().contains("boto"), "{first}");
+    assert_eq!(stdout.lines().nth(1), Some("not-found"));
+}
