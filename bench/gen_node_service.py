@@ -10,7 +10,9 @@ Writes, into OUT_DIR:
                       `package.individually` is true by default; `--param=mode=single`
                       (osls and ferry both take `--param`) switches it to false through
                       `${self:custom.individually.${param:mode, 'individual'}}`, so both
-                      packaging modes of osls run on the very same files.
+                      packaging modes of osls run on the very same files. A `!.ferry/**`
+                      pattern keeps ferry's cache out of osls's zips (ferry skips
+                      `.serverless/` by itself).
   src/fN.js           N small handlers, plus src/lib/*.js shared by them.
   package.json        8 `dependencies` and 4 `devDependencies`.
   node_modules/       what `npm install` would leave: 32 production packages (8 direct,
@@ -240,6 +242,10 @@ def manifest(n: int) -> str:
         "",
         "package:",
         "  individually: ${self:custom.individually.${param:mode, 'individual'}}",
+        "  # osls packages every file that no pattern excludes, ferry's cache included;",
+        "  # ferry already skips `.ferry/` (and `.serverless/`).",
+        "  patterns:",
+        "    - '!.ferry/**'",
         "",
         "functions:",
     ]
