@@ -57,23 +57,55 @@ async fn every_action_plan() -> Plan {
     secrets.insert("db".into(), "first-secret-value".into());
     let s = load(dir.path(), BEFORE);
     let backend = LocalBackend::new(dir.path(), "shop", "dev", "test");
-    let inputs = Inputs { service: &s, artifacts: &artifacts, secrets: &secrets };
-    let p = plan(&provider, &inputs, &backend, &PlanOptions::default(), &NoEvents).await.unwrap();
-    let opts = ApplyOptions { parallelism: 1, ..Default::default() };
-    apply(&provider, &inputs, &backend, &p, &opts, &NoEvents).await.unwrap();
+    let inputs = Inputs {
+        service: &s,
+        artifacts: &artifacts,
+        secrets: &secrets,
+    };
+    let p = plan(
+        &provider,
+        &inputs,
+        &backend,
+        &PlanOptions::default(),
+        &NoEvents,
+    )
+    .await
+    .unwrap();
+    let opts = ApplyOptions {
+        parallelism: 1,
+        ..Default::default()
+    };
+    apply(&provider, &inputs, &backend, &p, &opts, &NoEvents)
+        .await
+        .unwrap();
 
     provider.drift("function.c", "memory", 999.into());
     secrets.insert("db".into(), "second-secret-value".into());
     let s = load(dir.path(), AFTER);
-    let inputs = Inputs { service: &s, artifacts: &artifacts, secrets: &secrets };
-    plan(&provider, &inputs, &backend, &PlanOptions::default(), &NoEvents).await.unwrap()
+    let inputs = Inputs {
+        service: &s,
+        artifacts: &artifacts,
+        secrets: &secrets,
+    };
+    plan(
+        &provider,
+        &inputs,
+        &backend,
+        &PlanOptions::default(),
+        &NoEvents,
+    )
+    .await
+    .unwrap()
 }
 
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[hash]");
     s.add_filter(r#""salt": "[0-9a-f]{32}""#, r#""salt": "[salt]""#);
-    s.add_filter(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[uuid]");
+    s.add_filter(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[uuid]",
+    );
     s
 }
 
@@ -81,7 +113,11 @@ fn settings() -> insta::Settings {
 async fn every_action_renders() {
     let p = every_action_plan().await;
     let actions: std::collections::BTreeSet<Action> = p.changes.iter().map(|c| c.action).collect();
-    assert_eq!(actions.len(), 5, "the fixture must hold every action: {actions:?}");
+    assert_eq!(
+        actions.len(),
+        5,
+        "the fixture must hold every action: {actions:?}"
+    );
     assert!(p.changes.iter().any(|c| c.drift.is_some()));
     let all: Vec<&AttributeChange> = p.changes.iter().flat_map(|c| &c.changes).collect();
     assert!(all.iter().any(|c| c.after == Some(PlanValue::Sensitive)));
@@ -118,7 +154,11 @@ fn markdown_is_cut_below_the_limit_with_a_note() {
         .map(|i| ResourceChange {
             address: format!("function.f{i:05}"),
             kind: "aws:lambda:function".into(),
-            action: if i % 10 == 0 { Action::Delete } else { Action::Update },
+            action: if i % 10 == 0 {
+                Action::Delete
+            } else {
+                Action::Update
+            },
             function: None,
             changes: (0..3)
                 .map(|k| AttributeChange {
@@ -151,13 +191,31 @@ fn markdown_is_cut_below_the_limit_with_a_note() {
         changes,
     };
     let md = render::markdown(&p);
-    assert!(md.chars().count() < 65_000, "{} characters", md.chars().count());
-    assert!(md.len() > 50_000, "the budget should be used, got {}", md.len());
-    assert!(md.contains("Plan: 500 to add") || md.contains("Plan: 0 to add, 4500 to change, 500 to destroy."));
-    assert!(md.contains("This comment was cut to stay under 65,000 characters"), "{}", &md[md.len() - 400..]);
+    assert!(
+        md.chars().count() < 65_000,
+        "{} characters",
+        md.chars().count()
+    );
+    assert!(
+        md.len() > 50_000,
+        "the budget should be used, got {}",
+        md.len()
+    );
+    assert!(
+        md.contains("Plan: 500 to add")
+            || md.contains("Plan: 0 to add, 4500 to change, 500 to destroy.")
+    );
+    assert!(
+        md.contains("This comment was cut to stay under 65,000 characters"),
+        "{}",
+        &md[md.len() - 400..]
+    );
     assert!(md.contains("table rows") || md.contains("attribute details"));
     // Balanced folding even when cut.
-    assert_eq!(md.matches("<details>").count(), md.matches("</details>").count());
+    assert_eq!(
+        md.matches("<details>").count(),
+        md.matches("</details>").count()
+    );
     assert_eq!(md.matches("```").count() % 2, 0);
     // Deletions come first even when cut.
     assert!(md.find("function.f00000").unwrap() < md.find("function.f00001").unwrap_or(usize::MAX));
