@@ -128,13 +128,9 @@ impl Provider for TestProvider {
             }
             for u in &f.uses {
                 match s.services.get(u).map(|x| &x.kind) {
-                    Some(ResourceKind::Queue { .. }) => {
+                    Some(kind @ ResourceKind::Queue { .. }) => {
                         env.insert(
-                            ferry_core::model::injected_env_name(
-                                u,
-                                &ResourceKind::Topic { fifo: false },
-                            )
-                            .replace("_TOPIC_ARN", "_QUEUE_URL"),
+                            ferry_core::model::injected_env_name(u, kind),
                             json!(reference(&format!("queue.{u}"), "url")),
                         );
                     }
