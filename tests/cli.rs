@@ -286,6 +286,22 @@ fn plan_says_which_provider_is_missing() {
         "{}",
         r.stderr
     );
+    // With --detailed-exitcode, 2 means "changes" only: errors exit 1.
+    let r = ferry(
+        dir.path(),
+        &["plan", "--detailed-exitcode", "--target", "x"],
+    );
+    assert_eq!(r.code, 1);
+    let bad = write_manifest("service: shop\nfunctions:\n  api: { handlr: a.h }\n");
+    assert_eq!(ferry(bad.path(), &["plan", "--provider", "aws"]).code, 2);
+    assert_eq!(
+        ferry(
+            bad.path(),
+            &["plan", "--provider", "aws", "--detailed-exitcode"]
+        )
+        .code,
+        1
+    );
     let r = ferry(dir.path(), &["deploy", "--parallelism", "0"]);
     assert_eq!(r.code, 2, "parallelism 0 is a usage error");
 }

@@ -103,11 +103,22 @@ fn plan_options(args: &PlanArgs, destroy: bool) -> PlanOptions {
     }
 }
 
-/// `ferry plan`.
+/// `ferry plan`. With `--detailed-exitcode` every error exits 1, so that 2 only ever means
+/// "there are changes".
 pub fn plan(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Exit> {
+    Ok(match plan_inner(g, args, destroy)? {
+        Ok(true) => Exit::Changes,
+        Ok(false) => Exit::Ok,
+        Err(_) if args.detailed_exitcode => Exit::Failure,
+        Err(code) => code,
+    })
+}
+
+/// `Ok(changes to report)`, or the exit code of an error already printed.
+fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Result<bool, Exit>> {
     let r = match prepare(g) {
         Ok(r) => r,
-        Err(code) => return Ok(code),
+        Err(code) => return Ok(Err(code)),
     };
     let secrets = secrets_from_env(&r.service);
     // Packages are built by the packaging step; until it is wired in, plans carry none.
@@ -133,18 +144,14 @@ pub fn plan(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Exit> 
     ));
     let p = match made {
         Ok(p) => p,
-        Err(e) => return Ok(engine_error(e)),
+        Err(e) => return Ok(Err(engine_error(e))),
     };
     print_plan(g, &p);
     if let Some(out) = &args.out {
         engine::backend::write_atomic(out, render::json(&p).as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }
-    Ok(if args.detailed_exitcode && p.has_changes() {
-        Exit::Changes
-    } else {
-        Exit::Ok
-    })
+    Ok(Ok(args.detailed_exitcode && p.has_changes()))
 }
 
 /// `ferry deploy`.
