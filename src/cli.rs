@@ -61,6 +61,8 @@ pub enum Format {
     Json,
     /// YAML (`print`).
     Yaml,
+    /// Markdown, for pull-request comments (`show`, `plan`).
+    Markdown,
 }
 
 /// Colour.
@@ -136,10 +138,86 @@ pub enum Command {
     },
     /// Print the JSON Schema of the ferry manifest dialect, for editors
     Schema,
+    /// Show what `deploy` would change: refresh, diff, and print the plan
+    ///
+    /// Exits 0 on success; with `--detailed-exitcode`, 0 when there is nothing to change,
+    /// 2 when there are changes, 1 on errors.
+    Plan {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Plan to delete everything (or the `--target` functions)
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Deploy: plan and apply, or apply a saved plan exactly (`--plan plan.json`)
+    Deploy {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Apply this saved plan; refused when it is stale (state, manifest or packages changed)
+        #[arg(long = "plan", value_name = "FILE")]
+        saved: Option<PathBuf>,
+        /// Changes in flight at once
+        #[arg(long, default_value_t = ferry_core::engine::DEFAULT_PARALLELISM as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+    },
+    /// Delete everything deployed for this service and stage (a destroy plan, applied)
+    Remove {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Changes in flight at once
+        #[arg(long, default_value_t = ferry_core::engine::DEFAULT_PARALLELISM as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+    },
+    /// Render a saved plan (text, --format json or --format markdown); needs no cloud access
+    Show {
+        /// The plan file written by `ferry plan --out`
+        plan: PathBuf,
+    },
+    /// Inspect the deployment state, or release a stale lock
+    #[command(subcommand)]
+    State(StateCommand),
     /// Print shell completions
     Completions {
         /// The shell
         shell: clap_complete::Shell,
+    },
+}
+
+/// Options shared by `plan`, `deploy` and `remove`.
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// Only this function (and what it needs); repeatable
+    #[arg(long = "target", value_name = "FUNCTION")]
+    pub targets: Vec<String>,
+    /// Read live resources before diffing (`--refresh=false`: plan from state alone)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh: bool,
+    /// Exit 2 when there are changes, 0 when there are none, 1 on errors
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan as JSON, for `ferry show` and `ferry deploy --plan`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Show sensitive values in the plan (never in the state file)
+    #[arg(long)]
+    pub show_sensitive: bool,
+}
+
+/// `ferry state ...`
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the resources in the state
+    List,
+    /// Show one resource's recorded attributes (sensitive values are hashes)
+    Show {
+        /// The resource's address, as `ferry state list` prints it
+        address: String,
+    },
+    /// Release the state lock left by a deploy that died
+    Unlock {
+        /// Release it even if its holder may still be running
+        #[arg(long)]
+        force: bool,
     },
 }
 

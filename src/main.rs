@@ -35,6 +35,17 @@ fn main() {
             },
         ),
         Command::Schema => commands::schema::run(),
+        Command::Plan { plan, destroy } => commands::deploy::plan(&cli.global, &plan, destroy),
+        Command::Deploy {
+            plan,
+            saved,
+            parallelism,
+        } => commands::deploy::deploy(&cli.global, &plan, saved.as_deref(), parallelism.into()),
+        Command::Remove { plan, parallelism } => {
+            commands::deploy::remove(&cli.global, &plan, parallelism.into())
+        }
+        Command::Show { plan } => commands::show::run(&cli.global, &plan),
+        Command::State(cmd) => commands::state::run(&cli.global, cmd),
         Command::Completions { shell } => commands::completions::run(shell),
     };
     let code = match result {

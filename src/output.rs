@@ -52,3 +52,25 @@ pub fn diags_json(diags: &[Diag], sources: &Sources) -> Vec<serde_json::Value> {
         .map(|d| serde_json::to_value(d.to_json(sources)).expect("diagnostics serialize"))
         .collect()
 }
+
+/// Whether stdout gets colour.
+pub fn color_stdout(g: &Global) -> bool {
+    match g.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Prints a plan in the chosen format: text (default), JSON or Markdown.
+pub fn print_plan(g: &Global, plan: &ferry_core::engine::Plan) {
+    use crate::cli::Format;
+    use ferry_core::engine::render;
+    match g.format {
+        Some(Format::Json) => print!("{}", render::json(plan)),
+        Some(Format::Markdown) => print!("{}", render::markdown(plan)),
+        _ => print!("{}", render::text(plan, color_stdout(g))),
+    }
+}

@@ -194,3 +194,114 @@ fn completions_and_help() {
     let r = ferry(&root(), &["--param", "novalue", "validate"]);
     assert_eq!(r.code, 2, "bad usage exits 2");
 }
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests").join("fixtures").join(name)
+}
+
+#[test]
+fn show_renders_a_saved_plan_in_every_format_without_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = fixture("plan.json");
+    let plan = plan.to_str().unwrap();
+    let text = ferry(dir.path(), &["show", plan]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text
+        .stdout
+        .contains("Plan: 3 to add, 3 to change, 3 to destroy."));
+    assert!(text.stdout.contains("-/+ queue.jobs"));
+    assert!(
+        !text.stdout.contains('\x1b'),
+        "no colour without a terminal"
+    );
+
+    let md = ferry(dir.path(), &["show", plan, "--format", "markdown"]);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    assert!(md.stdout.starts_with("<!-- ferry-plan: shop/dev/test -->"));
+    assert!(md.stdout.contains("<details>"));
+
+    let json = ferry(dir.path(), &["show", plan, "--format", "json"]);
+    assert_eq!(json.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+
+    std::fs::write(dir.path().join("bad.json"), r#"{"format_version": 99}"#).unwrap();
+    let bad = ferry(dir.path(), &["show", "bad.json"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("format_version 99"), "{}", bad.stderr);
+}
+
+#[test]
+fn state_list_show_and_unlock() {
+    let dir = write_manifest("service: shop\nprovider: { name: aws, runtime: nodejs22 }\nfunctions:\n  api: { handler: a.h }\n");
+    let r = ferry(dir.path(), &["state", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing deployed yet"), "{}", r.stderr);
+
+    let state_dir = dir.path().join(".ferry").join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::write(
+        state_dir.join("shop-dev-aws.json"),
+        r#"{"version":1,"lineage":"l","serial":4,"ferry_version":"0.1.0","service":"shop","stage":"dev","provider":"aws","salt":"s","resources":{"function.api":{"kind":"aws:lambda:function","function":"api","inputs":{"memory":256},"outputs":{"arn":"arn:x"},"hash":"sha256:0"}}}"#,
+    )
+    .unwrap();
+    let r = ferry(dir.path(), &["state", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "function.api\taws:lambda:function\n");
+    let r = ferry(dir.path(), &["state", "show", "function.api"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("\"arn\": \"arn:x\""), "{}", r.stdout);
+    let r = ferry(dir.path(), &["state", "show", "function.nope"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("ferry state list"), "{}", r.stderr);
+
+    // No lock: an error. Another host's lock: only with --force.
+    let r = ferry(dir.path(), &["state", "unlock"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not locked"), "{}", r.stderr);
+    std::fs::write(
+        state_dir.join("shop-dev-aws.lock"),
+        r#"{"id":"x","holder":"alice","operation":"deploy","pid":4294967294,"host":"some-other-host","created":"2025-01-01T00:00:00Z","ferry_version":"0.1.0"}"#,
+    )
+    .unwrap();
+    let r = ferry(dir.path(), &["state", "unlock"]);
+    assert_eq!(r.code, 2, "another host's lock needs --force");
+    assert!(
+        r.stderr.contains("alice@some-other-host") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    let r = ferry(dir.path(), &["state", "unlock", "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!state_dir.join("shop-dev-aws.lock").exists());
+}
+
+#[test]
+fn plan_says_which_provider_is_missing() {
+    let dir = write_manifest("service: shop\nprovider: { name: aws, runtime: nodejs22 }\nfunctions:\n  api: { handler: a.h }\n");
+    let r = ferry(dir.path(), &["plan"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("provider `aws` is not available yet"),
+        "{}",
+        r.stderr
+    );
+    // With --detailed-exitcode, 2 means "changes" only: errors exit 1.
+    let r = ferry(
+        dir.path(),
+        &["plan", "--detailed-exitcode", "--target", "x"],
+    );
+    assert_eq!(r.code, 1);
+    let bad = write_manifest("service: shop\nfunctions:\n  api: { handlr: a.h }\n");
+    assert_eq!(ferry(bad.path(), &["plan", "--provider", "aws"]).code, 2);
+    assert_eq!(
+        ferry(
+            bad.path(),
+            &["plan", "--provider", "aws", "--detailed-exitcode"]
+        )
+        .code,
+        1
+    );
+    let r = ferry(dir.path(), &["deploy", "--parallelism", "0"]);
+    assert_eq!(r.code, 2, "parallelism 0 is a usage error");
+}

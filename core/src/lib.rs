@@ -7,6 +7,7 @@
 
 pub mod de;
 pub mod diag;
+pub mod engine;
 pub mod load;
 pub mod lower;
 pub mod manifest;

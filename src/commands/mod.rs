@@ -1,10 +1,13 @@
 //! One module per command.
 
 pub mod completions;
+pub mod deploy;
 pub mod dev;
 pub mod package;
 pub mod print;
 pub mod schema;
+pub mod show;
+pub mod state;
 pub mod validate;
 
 use crate::cli::Global;
@@ -21,6 +24,12 @@ pub enum Exit {
     UserError = 2,
 }
 
+#[allow(non_upper_case_globals)]
+impl Exit {
+    /// `--detailed-exitcode`: the plan has changes (shares 2 with user errors, as in Terraform).
+    pub const Changes: Exit = Exit::UserError;
+}
+
 /// Loader options from the global flags.
 pub fn load_options(g: &Global) -> LoadOptions {
     LoadOptions {
@@ -33,4 +42,11 @@ pub fn load_options(g: &Global) -> LoadOptions {
         env: None,
         allow_unresolved: false,
     }
+}
+
+/// A runtime for the engine's async calls; one thread is plenty for a CLI waiting on I/O.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }

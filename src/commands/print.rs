@@ -16,7 +16,9 @@ pub fn run(g: &Global, model: bool) -> anyhow::Result<Exit> {
             };
             match g.format.unwrap_or(Format::Yaml) {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-                Format::Yaml | Format::Text => print!("{}", ferry_core::yaml::to_yaml(&value)),
+                Format::Yaml | Format::Text | Format::Markdown => {
+                    print!("{}", ferry_core::yaml::to_yaml(&value))
+                }
             }
             Ok(Exit::Ok)
         }

@@ -39,12 +39,22 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
 
 // --- errors ---------------------------------------------------------------------------------
 
+// An error the runtime names itself (errorType `Runtime.*`). Its stack is the cause's when there
+// is one; the shim's own frames would tell the user nothing.
 class RuntimeError extends Error {
   constructor(type, message, stack) {
     super(message);
-    this.name = type;
-    if (stack) this.stack = stack;
+    Object.defineProperty(this, 'name', { value: type, writable: true, configurable: true });
+    this.stack = stack ?? `${type}: ${message}`;
   }
+}
+
+// A stack as lines, without the frames of this shim that called the handler.
+const SHIM_URL = import.meta.url;
+function stackLines(stack) {
+  const lines = stack.split('\n');
+  const cut = lines.findIndex((line, i) => i > 0 && line.includes(SHIM_URL));
+  return cut > 0 ? lines.slice(0, cut) : lines;
 }
 
 function isErrorLike(value) {
@@ -62,7 +72,7 @@ function isErrorLike(value) {
 function errorBody(err) {
   try {
     if (types.isNativeError(err) || isErrorLike(err)) {
-      const trace = typeof err.stack === 'string' ? err.stack.split('\n') : [];
+      const trace = typeof err.stack === 'string' ? stackLines(err.stack) : [];
       return { errorType: err.name, errorMessage: err.message, trace, stackTrace: trace };
     }
     return { errorType: typeof err, errorMessage: String(err), trace: [], stackTrace: [] };
@@ -85,7 +95,7 @@ function logError(label, err) {
         { errorType: value.name, errorMessage: value.message, code: value.code },
         value,
       );
-      if (typeof value.stack === 'string') out.stack = value.stack.split('\n');
+      if (typeof value.stack === 'string') out.stack = stackLines(value.stack);
       return out;
     });
   } catch {
@@ -346,6 +356,8 @@ function invoke(id, headers, body) {
 
 async function serveOne() {
   const next = await request('GET', NEXT);
+  // ferry answers 410 Gone when it shuts the worker's Runtime API down: a normal end.
+  if (next.status === 410) process.exit(0);
   if (next.status !== 200) {
     throw new Error(`GET ${NEXT} answered ${next.status}: ${next.body.toString()}`);
   }

@@ -88,6 +88,9 @@ class RuntimeClient:
 
     def next(self):
         response, body = self._request("GET", API + "/invocation/next")
+        if response.status == 410:
+            # ferry answers 410 Gone when it shuts the worker's Runtime API down: a normal end.
+            raise SystemExit(0)
         if response.status != 200:
             raise RuntimeError(
                 "GET /invocation/next answered %d: %r" % (response.status, body[:500])
@@ -434,8 +437,9 @@ def serve(client, handler):
 
 def main():
     # Logs must appear as they are written, not when a buffer fills.
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
 
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:

@@ -54,6 +54,7 @@ class FakeRuntimeAPI:
         self.next_calls = 0
         self.connections = set()  # one (host, port) per TCP connection a shim opened
         self.closed = False
+        self.gone = False  # answer 410 Gone to /next, as ferry does when it shuts down
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,6 +104,7 @@ class FakeRuntimeAPI:
             % (int(time.time()), uuid.uuid4().hex[:24], uuid.uuid4().hex[:16]),
         }
         all_headers.update(headers or {})
+        all_headers = {k: v for k, v in all_headers.items() if v is not None}  # None: left out
         self.pushed[request_id] = all_headers
         if body is None:
             body = json.dumps(event).encode()
@@ -129,6 +131,13 @@ class FakeRuntimeAPI:
             self.next_calls += 1
             self.connections.add(req.client_address)
         while True:
+            if self.gone:
+                answer = b"shutting down"
+                req.send_response(410)
+                req.send_header("Content-Length", str(len(answer)))
+                req.end_headers()
+                req.wfile.write(answer)
+                return
             try:
                 request_id, headers, body = self.events.get(timeout=0.05)
                 break
@@ -218,18 +227,20 @@ class Worker:
         if self.alive():
             self.proc.kill()
         self.proc.wait()
-        self.stdout.close()
-        self.stderr.close()
+        if not self.stdout.closed:
+            self.captured = (self._read(self.stdout), self._read(self.stderr))
+            self.stdout.close()
+            self.stderr.close()
 
     def _read(self, f):
         f.seek(0)
         return f.read().decode("utf-8", "replace")
 
     def out(self):
-        return self._read(self.stdout)
+        return self.captured[0] if self.stdout.closed else self._read(self.stdout)
 
     def err(self):
-        return self._read(self.stderr)
+        return self.captured[1] if self.stderr.closed else self._read(self.stderr)
 
     def output(self):
         return "\n--- stdout ---\n%s--- stderr ---\n%s" % (self.out(), self.err())
@@ -379,6 +390,10 @@ class NodeShimTest(ShimTestCase):
             self.assertIs(seen["waits"], True)
             self.assertEqual(seen["identity"], cognito)
             self.assertEqual(seen["clientContext"], client)
+        # Without a trace header the previous trace id must not linger.
+        seen, _ = self.respond(worker, {"n": 4}, headers={"Lambda-Runtime-Trace-Id": None})
+        self.assertNotIn("trace", seen)
+        self.assertEqual(seen["calls"], 4)
         self.assertTrue(worker.alive())
         self.assertEqual(len(self.api.connections), 1, "one kept-alive connection")
         self.assertIn("hello from node 1\nhello from node 2\nhello from node 3\n", worker.out())
@@ -486,6 +501,26 @@ class NodeShimTest(ShimTestCase):
         # Neither returns nor calls back: AWS answers null once the event loop is empty.
         self.assertEqual(self.respond(self.start("quiet.silent"), {})[0], None)
 
+    def test_legacy_context_methods(self):
+        self.write(
+            "legacy.js",
+            """
+            exports.handler = (event, context) => {
+              setTimeout(() => {
+                if (event.fail) context.fail(new Error('legacy failure'));
+                else context.succeed({ legacy: event.n });
+                context.succeed('only the first answer counts');
+              }, 5);
+            };
+            """,
+        )
+        worker = self.start("legacy.handler")
+        self.assertEqual(self.respond(worker, {"n": 1})[0], {"legacy": 1})
+        error, _ = self.fail_with(worker, {"fail": True})
+        self.assertEqual(error["errorMessage"], "legacy failure")
+        self.assertEqual(self.respond(worker, {"n": 2})[0], {"legacy": 2})
+        self.assertEqual(self.api.extra_posts, [])
+
     def test_thrown_error_is_posted_to_error_and_the_worker_keeps_serving(self):
         self.write(
             "src/handler.js",
@@ -504,6 +539,7 @@ class NodeShimTest(ShimTestCase):
         self.assertEqual(error["stackTrace"][0], "TypeError: bad input: x")
         self.assertTrue(any("src/handler.js" in line for line in error["stackTrace"]), error)
         self.assertEqual(error["trace"], error["stackTrace"])
+        self.assertFalse(any("bootstrap.mjs" in line for line in error["stackTrace"]), error)
         self.assertIn("Invoke Error", worker.err())
         self.assertEqual(self.respond(worker, {})[0], {"ok": True})
         self.assertTrue(worker.alive())
@@ -550,6 +586,14 @@ class NodeShimTest(ShimTestCase):
             error, _ = self.fail_with(worker, {})
             self.assertEqual(error["errorType"], "Runtime.NodeJsExit")
         self.assertTrue(worker.alive())
+
+    def test_gone_ends_the_worker_quietly(self):
+        self.write("h.js", "exports.handler = async () => 'ok';\n")
+        worker = self.start("h.handler")
+        self.assertEqual(self.respond(worker, {})[0], "ok")
+        self.api.gone = True
+        self.assertEqual(worker.wait(), 0, worker.output())
+        self.assertEqual(worker.err(), "")
 
     def test_bad_event_json_is_an_invocation_error(self):
         self.write("h.js", "exports.handler = async (e) => e;\n")
@@ -690,6 +734,8 @@ class PythonShimTest(ShimTestCase):
                 self.assertEqual(seen["identity"], [None, None])
                 self.assertIsNone(seen["client"])
             request_ids.append(request_id)
+        seen, _ = self.respond(worker, {"n": 4}, headers={"Lambda-Runtime-Trace-Id": None})
+        self.assertIsNone(seen["trace"], "without a trace header the previous id must not linger")
         self.assertTrue(worker.alive())
         self.assertEqual(len(self.api.connections), 1, "one kept-alive connection")
         out = worker.out()
@@ -760,6 +806,14 @@ class PythonShimTest(ShimTestCase):
         self.assertEqual(error["errorType"], "Runtime.MarshalError")
         self.assertIn("set", error["errorMessage"])
 
+    def test_gone_ends_the_worker_quietly(self):
+        self.write("h.py", "def handle(event, context):\n    return 'ok'\n")
+        worker = self.start("h.handle")
+        self.assertEqual(self.respond(worker, {})[0], "ok")
+        self.api.gone = True
+        self.assertEqual(worker.wait(), 0, worker.output())
+        self.assertEqual(worker.err(), "")
+
     def test_bad_event_json_is_an_unmarshal_error(self):
         self.write("h.py", "def handle(event, context):\n    return event\n")
         worker = self.start("h.handle")
@@ -812,9 +866,17 @@ class PythonShimDroppedConnectionTest(ShimTestCase):
 
 
 class ShimSourceTest(unittest.TestCase):
-    def test_shims_are_template_safe(self):
+    def test_files_are_template_safe(self):
         # templates/ may be rendered with tera; these sequences would start a tag or comment.
-        for path in (NODE_SHIM, PYTHON_SHIM):
+        paths = [
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(RUNTIME)
+            for name in names
+            if not name.endswith(".pyc")
+        ]
+        self.assertIn(NODE_SHIM, paths)
+        self.assertIn(PYTHON_SHIM, paths)
+        for path in paths:
             with open(path) as f:
                 text = f.read()
             for tag in ("{" + "{", "{" + "%", "{" + "#"):

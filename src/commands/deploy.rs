@@ -1,0 +1,247 @@
+//! `ferry plan`, `ferry deploy` and `ferry remove`: load, compile through the provider, plan,
+//! render, apply. The engine does the work (`ferry_core::engine`); this is the wiring.
+
+use super::{runtime, Exit};
+use crate::cli::{Global, PlanArgs};
+use crate::output::print_plan;
+use anyhow::Context;
+use ferry_core::engine::{
+    self, render, ApplyOptions, Artifacts, EngineError, Event, EventSink, Inputs, Plan,
+    PlanOptions, Provider, SecretValues,
+};
+use ferry_core::model::{ProviderName, ResourceKind, Service};
+use std::path::Path;
+
+/// The providers this build knows. Each provider crate adds one arm.
+fn provider(name: ProviderName) -> Option<Box<dyn Provider>> {
+    let _ = name;
+    None
+}
+
+/// Prints engine events on stderr.
+struct Progress {
+    quiet: bool,
+}
+
+impl EventSink for Progress {
+    fn event(&self, e: &Event) {
+        if !self.quiet {
+            eprintln!("{e}");
+        }
+    }
+}
+
+/// The values of `secret` services, from `FERRY_SECRET_<NAME>` environment variables
+/// (`db-password` → `FERRY_SECRET_DB_PASSWORD`).
+pub fn secrets_from_env(service: &Service) -> SecretValues {
+    service
+        .services
+        .iter()
+        .filter(|(_, s)| matches!(s.kind, ResourceKind::Secret { .. }))
+        .filter_map(|(name, _)| {
+            let var: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            std::env::var(format!("FERRY_SECRET_{var}"))
+                .ok()
+                .map(|v| (name.clone(), v))
+        })
+        .collect()
+}
+
+struct Ready {
+    service: Service,
+    root: std::path::PathBuf,
+    provider: Box<dyn Provider>,
+}
+
+fn prepare(g: &Global) -> Result<Ready, Exit> {
+    let (backend, service) = super::state::backend(g)?;
+    let name = g.provider.or(service.provider).ok_or(Exit::UserError)?;
+    let Some(provider) = provider(name) else {
+        eprintln!(
+            "error: provider `{name}` is not available yet in this build of ferry; `ferry validate`, `print`, `show` and `state` work without it"
+        );
+        return Err(Exit::Failure);
+    };
+    let root = backend
+        .path()
+        .ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    Ok(Ready {
+        service,
+        root,
+        provider,
+    })
+}
+
+fn engine_error(e: EngineError) -> Exit {
+    eprintln!("error: {e}");
+    if e.is_user_error() {
+        Exit::UserError
+    } else {
+        Exit::Failure
+    }
+}
+
+fn plan_options(args: &PlanArgs, destroy: bool) -> PlanOptions {
+    PlanOptions {
+        refresh: args.refresh,
+        destroy,
+        targets: args.targets.clone(),
+        reveal_sensitive: args.show_sensitive,
+        ..Default::default()
+    }
+}
+
+/// `ferry plan`. With `--detailed-exitcode` every error exits 1, so that 2 only ever means
+/// "there are changes".
+pub fn plan(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Exit> {
+    Ok(match plan_inner(g, args, destroy)? {
+        Ok(true) => Exit::Changes,
+        Ok(false) => Exit::Ok,
+        Err(_) if args.detailed_exitcode => Exit::Failure,
+        Err(code) => code,
+    })
+}
+
+/// `Ok(changes to report)`, or the exit code of an error already printed.
+fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Result<bool, Exit>> {
+    let r = match prepare(g) {
+        Ok(r) => r,
+        Err(code) => return Ok(Err(code)),
+    };
+    let secrets = secrets_from_env(&r.service);
+    // Packages are built by the packaging step; until it is wired in, plans carry none.
+    let artifacts = Artifacts::default();
+    let inputs = Inputs {
+        service: &r.service,
+        artifacts: &artifacts,
+        secrets: &secrets,
+    };
+    let backend = engine::LocalBackend::new(
+        &r.root,
+        &r.service.service,
+        &r.service.stage,
+        r.provider.name(),
+    );
+    let progress = Progress { quiet: g.quiet };
+    let made = runtime()?.block_on(engine::plan(
+        r.provider.as_ref(),
+        &inputs,
+        &backend,
+        &plan_options(args, destroy),
+        &progress,
+    ));
+    let p = match made {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(engine_error(e))),
+    };
+    print_plan(g, &p);
+    if let Some(out) = &args.out {
+        engine::backend::write_atomic(out, render::json(&p).as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(Ok(args.detailed_exitcode && p.has_changes()))
+}
+
+/// `ferry deploy`.
+pub fn deploy(
+    g: &Global,
+    args: &PlanArgs,
+    saved: Option<&Path>,
+    parallelism: usize,
+) -> anyhow::Result<Exit> {
+    apply(g, args, saved, parallelism, false)
+}
+
+/// `ferry remove`.
+pub fn remove(g: &Global, args: &PlanArgs, parallelism: usize) -> anyhow::Result<Exit> {
+    apply(g, args, None, parallelism, true)
+}
+
+fn apply(
+    g: &Global,
+    args: &PlanArgs,
+    saved: Option<&Path>,
+    parallelism: usize,
+    destroy: bool,
+) -> anyhow::Result<Exit> {
+    let r = match prepare(g) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let secrets = secrets_from_env(&r.service);
+    let artifacts = Artifacts::default();
+    let inputs = Inputs {
+        service: &r.service,
+        artifacts: &artifacts,
+        secrets: &secrets,
+    };
+    let backend = engine::LocalBackend::new(
+        &r.root,
+        &r.service.service,
+        &r.service.stage,
+        r.provider.name(),
+    );
+    let progress = Progress { quiet: g.quiet };
+    let rt = runtime()?;
+    let p: Plan = match saved {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match Plan::from_json(&text) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    return Ok(Exit::UserError);
+                }
+            }
+        }
+        None => match rt.block_on(engine::plan(
+            r.provider.as_ref(),
+            &inputs,
+            &backend,
+            &plan_options(args, destroy),
+            &progress,
+        )) {
+            Ok(p) => p,
+            Err(e) => return Ok(engine_error(e)),
+        },
+    };
+    print_plan(g, &p);
+    let opts = ApplyOptions {
+        parallelism,
+        ..Default::default()
+    };
+    match rt.block_on(engine::apply(
+        r.provider.as_ref(),
+        &inputs,
+        &backend,
+        &p,
+        &opts,
+        &progress,
+    )) {
+        Ok(report) => {
+            if !g.quiet {
+                eprintln!(
+                    "done: {} change{} applied (state serial {})",
+                    report.applied.len(),
+                    if report.applied.len() == 1 { "" } else { "s" },
+                    report.serial
+                );
+            }
+            Ok(Exit::Ok)
+        }
+        Err(e) => Ok(engine_error(e)),
+    }
+}
