@@ -32,6 +32,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "example handler tests (python)"
 python3 -m unittest discover -s examples/queue-worker -t examples/queue-worker
 
+step "runtime shim tests (node and python against a fake Runtime API)"
+python3 -m unittest discover -s templates/runtime/tests
+
 step "Rust tests (unit, property, golden, CLI, corpus)"
 cargo test --workspace --locked --no-fail-fast
 

@@ -218,6 +218,7 @@ pub fn lower(
                 .chain(pkg)
                 .flat_map(|p| p.exclude.clone())
                 .collect(),
+            patterns: vec![],
             artifact: pkg
                 .and_then(|p| p.artifact.clone())
                 .or_else(|| shared.and_then(|p| p.artifact.clone())),

@@ -267,6 +267,10 @@ pub struct PackageSpec {
     pub include: Vec<String>,
     /// Globs to leave out.
     pub exclude: Vec<String>,
+    /// Serverless Framework `patterns`, in order: everything (less the default excludes) is
+    /// in, `!glob` takes files out and `glob` puts them back; the last match wins.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub patterns: Vec<String>,
     /// A prebuilt zip to deploy as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,

@@ -943,20 +943,27 @@ fn env_map(n: Option<&Node>, cx: &mut Ctx) -> BTreeMap<String, EnvValue> {
 }
 
 fn package(shared: Option<&Node>, own: Option<&Node>) -> PackageSpec {
+    // The framework's semantics: ordered patterns over everything, `!` excludes, a plain
+    // pattern adds files back; the old `exclude`/`include` lists are `!x` and `x` patterns.
     let mut spec = PackageSpec::default();
     for p in [shared, own].into_iter().flatten() {
-        for key in ["patterns", "include", "exclude"] {
-            if let Some(Value::Seq(items)) = p.get(key).map(|n| &n.value) {
-                for i in items.iter().filter_map(Node::as_str) {
-                    // SF patterns: a leading `!` excludes.
-                    match (key, i.strip_prefix('!')) {
-                        ("exclude", _) => spec.exclude.push(i.to_owned()),
-                        (_, Some(neg)) => spec.exclude.push(neg.to_owned()),
-                        (_, None) => spec.include.push(i.to_owned()),
-                    }
-                }
+        let list = |key: &str| -> Vec<String> {
+            match p.get(key).map(|n| &n.value) {
+                Some(Value::Seq(items)) => items
+                    .iter()
+                    .filter_map(Node::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                _ => vec![],
             }
-        }
+        };
+        spec.patterns.extend(
+            list("exclude")
+                .into_iter()
+                .map(|x| format!("!{}", x.trim_start_matches('!'))),
+        );
+        spec.patterns.extend(list("include"));
+        spec.patterns.extend(list("patterns"));
         if let Some(a) = p.get("artifact").and_then(Node::as_str) {
             spec.artifact = Some(a.to_owned());
         }

@@ -103,6 +103,8 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
         for (name, a) in &packaged.index.functions {
             let state = if packaged.reused.contains(name) {
                 "cached"
+            } else if packaged.shared.contains(name) {
+                "shared"
             } else {
                 "built"
             };

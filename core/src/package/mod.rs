@@ -19,8 +19,9 @@ use rayon::prelude::*;
 use select::{HashCache, Selector, SourceFile};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use zipper::Entry;
 
 /// Version of `index.json`.
@@ -110,6 +111,8 @@ pub struct Packaged {
     pub index: PackageIndex,
     /// Functions whose zip came from the cache.
     pub reused: Vec<String>,
+    /// Functions that got the zip another function's build made in this run.
+    pub shared: Vec<String>,
     /// Things worth telling the user.
     pub notes: Vec<String>,
 }
@@ -229,10 +232,10 @@ pub fn size_limits(provider: Option<ProviderName>) -> Vec<(&'static str, u64, u6
 /// What goes into one function's zip, before hashing.
 struct Plan {
     function: String,
-    entries: Vec<Entry>,
+    /// Sorted by name; shared by functions that select the same files.
+    entries: Arc<Vec<Entry>>,
     /// A prebuilt zip given by `package.artifact`.
     prebuilt: Option<PathBuf>,
-    salt: String,
 }
 
 /// Packages every function of `service`.
@@ -338,13 +341,12 @@ pub fn package(
         }
     }
 
-    // What goes into each zip.
+    // What goes into each zip. Functions with the same runtime family and patterns select the
+    // same files, so a selection is computed (and later hashed) once and shared.
+    type Key = (String, Vec<String>, Vec<String>, Vec<String>);
+    let mut selections: BTreeMap<Key, Arc<Vec<Entry>>> = BTreeMap::new();
     let mut plans = Vec::with_capacity(functions.len());
     for (name, f) in &functions {
-        // Only what changes the bytes of the zip counts: runtime, architecture and handler are
-        // deployment settings (they change which files are selected, which is hashed anyway),
-        // and functions that ship the same files share one zip.
-        let salt = "ferry-package-v1".to_owned();
         if let Some(artifact) = &f.package.artifact {
             let path = root.join(artifact);
             if !path.is_file() {
@@ -356,14 +358,13 @@ pub fn package(
             }
             plans.push(Plan {
                 function: (*name).clone(),
-                entries: vec![],
+                entries: Arc::new(vec![]),
                 prebuilt: Some(path),
-                salt,
             });
             continue;
         }
         let entries = match &f.runtime {
-            Runtime::Rust => vec![Entry { name: "bootstrap".into(), source: rust_bins[*name].clone(), executable: true }],
+            Runtime::Rust => Arc::new(vec![Entry { name: "bootstrap".into(), source: rust_bins[*name].clone(), executable: true }]),
             Runtime::Other(rt) => {
                 return Err(PackageError::Missing {
                     function: (*name).clone(),
@@ -372,24 +373,38 @@ pub fn package(
                 })
             }
             rt => {
-                let selector = Selector::new(&f.package.include, &f.package.exclude)
-                    .map_err(|g| PackageError::Glob { function: (*name).clone(), pattern: g.pattern, reason: g.reason })?;
-                let mut entries: Vec<Entry> = tree
-                    .iter()
-                    .filter(|sf| selector.selects(&sf.rel))
-                    .map(|sf| Entry { name: sf.rel.clone(), source: sf.abs.clone(), executable: sf.executable })
-                    .collect();
-                check_handler(name, f, rt, root, &entries, &selector)?;
-                let deps = match rt {
-                    Runtime::Node(_) => node_files.as_slice(),
-                    Runtime::Python(minor) => python_deps.get(&(*minor, f.architecture)).map_or(&[][..], Vec::as_slice),
-                    _ => &[],
+                let family = match rt {
+                    Runtime::Python(minor) => format!("python3.{minor}-{:?}", f.architecture),
+                    Runtime::Provided => format!("provided:{}", f.handler),
+                    _ => "node".to_owned(),
                 };
-                entries.extend(deps.iter().map(|d| Entry { name: d.rel.clone(), source: d.abs.clone(), executable: d.executable }));
-                if *rt == Runtime::Provided && !entries.iter().any(|e| e.name == "bootstrap") {
-                    let exe = root.join(&f.handler);
-                    entries.push(Entry { name: "bootstrap".into(), source: exe, executable: true });
-                }
+                let key = (family, f.package.include.clone(), f.package.exclude.clone(), f.package.patterns.clone());
+                let selector = Selector::new(&f.package.include, &f.package.exclude, &f.package.patterns)
+                    .map_err(|g| PackageError::Glob { function: (*name).clone(), pattern: g.pattern, reason: g.reason })?;
+                let entries = match selections.get(&key) {
+                    Some(e) => e.clone(),
+                    None => {
+                        let mut entries: Vec<Entry> = tree
+                            .iter()
+                            .filter(|sf| selector.selects(&sf.rel))
+                            .map(|sf| Entry { name: sf.rel.clone(), source: sf.abs.clone(), executable: sf.executable })
+                            .collect();
+                        let deps = match rt {
+                            Runtime::Node(_) => node_files.as_slice(),
+                            Runtime::Python(minor) => python_deps.get(&(*minor, f.architecture)).map_or(&[][..], Vec::as_slice),
+                            _ => &[],
+                        };
+                        entries.extend(deps.iter().map(|d| Entry { name: d.rel.clone(), source: d.abs.clone(), executable: d.executable }));
+                        if *rt == Runtime::Provided && !entries.iter().any(|e| e.name == "bootstrap") {
+                            entries.push(Entry { name: "bootstrap".into(), source: root.join(&f.handler), executable: true });
+                        }
+                        entries.sort_by(|a, b| a.name.cmp(&b.name));
+                        let e = Arc::new(entries);
+                        selections.insert(key, e.clone());
+                        e
+                    }
+                };
+                check_handler(name, f, rt, root, &entries, &selector)?;
                 entries
             }
         };
@@ -397,39 +412,70 @@ pub fn package(
             function: (*name).clone(),
             entries,
             prebuilt: None,
-            salt,
         });
     }
 
-    // Hash inputs (file hashes come from the cache when size and mtime are unchanged).
+    // Hash every distinct file once (from the cache when size and mtime are unchanged), then
+    // every distinct selection once.
     let hashes = HashCache::load(opts.cache_dir.join("file-hashes.json"));
-    let hashed: Vec<Result<String, PackageError>> = plans
+    // Walk each shared selection once (not once per function), then dedupe the paths.
+    let mut seen_selections: std::collections::HashSet<*const Vec<Entry>> =
+        std::collections::HashSet::new();
+    let mut files: Vec<&Path> = Vec::new();
+    for p in &plans {
+        if seen_selections.insert(Arc::as_ptr(&p.entries)) {
+            files.extend(p.entries.iter().map(|e| e.source.as_path()));
+        }
+        files.extend(p.prebuilt.as_deref());
+    }
+    let files: Vec<&Path> = {
+        let mut unique = std::collections::HashSet::with_capacity(files.len());
+        files.into_iter().filter(|f| unique.insert(*f)).collect()
+    };
+    let file_hashes: Vec<Result<(&Path, String), PackageError>> = files
         .par_iter()
-        .map(|p| {
-            let mut h = Sha256::new();
-            h.update(p.salt.as_bytes());
-            if let Some(pre) = &p.prebuilt {
-                h.update(
-                    hashes
-                        .sha256(pre)
-                        .map_err(|e| PackageError::io(pre, e))?
-                        .as_bytes(),
-                );
-            }
-            let mut sorted: Vec<&Entry> = p.entries.iter().collect();
-            sorted.sort_by(|a, b| a.name.cmp(&b.name));
-            for e in sorted {
-                let sha = hashes
-                    .sha256(&e.source)
-                    .map_err(|err| PackageError::io(&e.source, err))?;
-                h.update(format!("\n{}\0{}\0{}", e.name, u8::from(e.executable), sha).as_bytes());
-            }
-            Ok(select::hex(&h.finalize()))
+        .map(|f| {
+            hashes
+                .sha256(f)
+                .map(|h| (*f, h))
+                .map_err(|e| PackageError::io(f, e))
         })
         .collect();
+    let mut sha: HashMap<&Path, String> = HashMap::with_capacity(file_hashes.len());
+    for r in file_hashes {
+        let (f, h) = r?;
+        sha.insert(f, h);
+    }
+    let mut by_selection: HashMap<(*const Vec<Entry>, Option<&Path>), String> = HashMap::new();
     let mut inputs = Vec::with_capacity(plans.len());
-    for r in hashed {
-        inputs.push(r?);
+    for p in &plans {
+        let key = (Arc::as_ptr(&p.entries), p.prebuilt.as_deref());
+        let hash = by_selection
+            .entry(key)
+            .or_insert_with(|| {
+                // Only what changes the bytes of the zip counts: runtime, architecture and
+                // handler are deployment settings, and functions that ship the same files
+                // share one zip.
+                let mut h = Sha256::new();
+                h.update(b"ferry-package-v1");
+                if let Some(pre) = &p.prebuilt {
+                    h.update(sha[pre.as_path()].as_bytes());
+                }
+                for e in p.entries.iter() {
+                    h.update(
+                        format!(
+                            "\n{}\0{}\0{}",
+                            e.name,
+                            u8::from(e.executable),
+                            sha[e.source.as_path()]
+                        )
+                        .as_bytes(),
+                    );
+                }
+                select::hex(&h.finalize())
+            })
+            .clone();
+        inputs.push(hash);
     }
 
     // Build each distinct zip once, into the content-addressed cache.
@@ -526,6 +572,8 @@ pub fn package(
         functions: BTreeMap::new(),
     };
     let mut reused = Vec::new();
+    let mut shared = Vec::new();
+    let mut first_use: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (p, hash) in plans.iter().zip(&inputs) {
         let b = &by_hash[hash];
         let file = format!("{}.zip", p.function);
@@ -534,6 +582,8 @@ pub fn package(
             .map_err(|e| PackageError::io(&dest, e))?;
         if b.reused {
             reused.push(p.function.clone());
+        } else if !first_use.insert(hash.as_str()) {
+            shared.push(p.function.clone());
         }
         progress.done(&p.function, b.reused);
         index.functions.insert(
@@ -553,11 +603,14 @@ pub fn package(
     let mut bytes = serde_json::to_vec_pretty(&index)
         .map_err(|e| PackageError::io(&index_path, std::io::Error::other(e)))?;
     bytes.push(b'\n');
-    write_atomic(&index_path, &bytes).map_err(|e| PackageError::io(&index_path, e))?;
+    if std::fs::read(&index_path).ok().as_deref() != Some(bytes.as_slice()) {
+        write_atomic(&index_path, &bytes).map_err(|e| PackageError::io(&index_path, e))?;
+    }
     let _ = hashes.save();
     Ok(Packaged {
         index,
         reused,
+        shared,
         notes,
     })
 }
@@ -584,7 +637,7 @@ fn build_zip(p: &Plan, dest: &Path) -> Result<Built, PackageError> {
             .unwrap_or((0, 0))
     } else {
         let f = std::fs::File::create(&tmp).map_err(|e| PackageError::io(&tmp, e))?;
-        let mut entries = p.entries.clone();
+        let mut entries = (*p.entries).clone();
         let n = entries.len();
         let total = zipper::write_zip(std::io::BufWriter::new(f), &mut entries)
             .map_err(|e| PackageError::io(&tmp, e))?;
@@ -611,10 +664,28 @@ fn check_handler(
     entries: &[Entry],
     selector: &Selector,
 ) -> Result<(), PackageError> {
-    let module = f
-        .handler
-        .rsplit_once('.')
-        .map_or(f.handler.as_str(), |(m, _)| m);
+    // Python splits the handler at its last dot; AWS's Node client splits the last path
+    // segment at its first dot (`handler.v2.fn` is `v2.fn` in `handler.js`).
+    let module = match rt {
+        Runtime::Node(_) => {
+            let (dir, last) = f
+                .handler
+                .rsplit_once('/')
+                .unwrap_or(("", f.handler.as_str()));
+            let file = last.split_once('.').map_or(last, |(m, _)| m);
+            if dir.is_empty() {
+                file.to_owned()
+            } else {
+                format!("{dir}/{file}")
+            }
+        }
+        _ => f
+            .handler
+            .rsplit_once('.')
+            .map_or(f.handler.as_str(), |(m, _)| m)
+            .to_owned(),
+    };
+    let module = module.as_str();
     let candidates: Vec<String> = match rt {
         Runtime::Node(_) => ["js", "mjs", "cjs"]
             .iter()
@@ -652,6 +723,16 @@ fn check_handler(
 }
 
 fn link_or_copy(src: &Path, dest: &Path) -> std::io::Result<()> {
+    // Already the same file (a hard link from an earlier run): nothing to do.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(src), std::fs::metadata(dest)) {
+            if a.ino() == b.ino() && a.dev() == b.dev() {
+                return Ok(());
+            }
+        }
+    }
     let tmp = dest.with_extension(format!("zip.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     if std::fs::hard_link(src, &tmp).is_err() {

@@ -41,7 +41,9 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 pub struct Selector {
     include: Option<GlobSet>,
     exclude: GlobSet,
-    defaults: GlobSet,
+    /// Ordered Serverless Framework patterns: the glob set and, per glob, whether it excludes.
+    patterns: Option<(GlobSet, Vec<bool>)>,
+    defaults: &'static GlobSet,
 }
 
 /// A bad glob, with the pattern.
@@ -53,23 +55,27 @@ pub struct BadGlob {
     pub reason: String,
 }
 
+/// Adds a pattern (and, for a plain path, everything below it) to a builder; returns how many
+/// globs were added.
+fn add(b: &mut GlobSetBuilder, p: &str) -> Result<usize, BadGlob> {
+    let p = p.trim_start_matches("./");
+    let bad = |e: globset::Error| BadGlob {
+        pattern: p.to_owned(),
+        reason: e.kind().to_string(),
+    };
+    b.add(Glob::new(p).map_err(bad)?);
+    // `dir` and `dir/` also mean everything below it.
+    if !p.contains('*') {
+        b.add(Glob::new(&format!("{}/**", p.trim_end_matches('/'))).map_err(bad)?);
+        return Ok(2);
+    }
+    Ok(1)
+}
+
 fn set(patterns: &[String]) -> Result<GlobSet, BadGlob> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        let p = p.trim_start_matches("./");
-        let glob = Glob::new(p).map_err(|e| BadGlob {
-            pattern: p.to_owned(),
-            reason: e.kind().to_string(),
-        })?;
-        b.add(glob);
-        // `dir` and `dir/` also mean everything below it.
-        if !p.contains('*') {
-            let dir = format!("{}/**", p.trim_end_matches('/'));
-            b.add(Glob::new(&dir).map_err(|e| BadGlob {
-                pattern: p.to_owned(),
-                reason: e.kind().to_string(),
-            })?);
-        }
+        add(&mut b, p)?;
     }
     b.build().map_err(|e| BadGlob {
         pattern: patterns.join(", "),
@@ -77,10 +83,45 @@ fn set(patterns: &[String]) -> Result<GlobSet, BadGlob> {
     })
 }
 
+fn defaults() -> &'static GlobSet {
+    static DEFAULTS: std::sync::OnceLock<GlobSet> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        set(&DEFAULT_EXCLUDES
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>())
+        .expect("default globs compile")
+    })
+}
+
 impl Selector {
-    /// Compiles patterns; an empty include list means everything.
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, BadGlob> {
-        let defaults: Vec<String> = DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect();
+    /// Compiles patterns; an empty include list means everything. Non-empty `patterns` (the
+    /// Serverless Framework's ordered form) take the place of include and exclude.
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        patterns: &[String],
+    ) -> Result<Self, BadGlob> {
+        let ordered = if patterns.is_empty() {
+            None
+        } else {
+            let mut b = GlobSetBuilder::new();
+            let mut negated = Vec::new();
+            for p in patterns {
+                let (neg, glob) = match p.strip_prefix('!') {
+                    Some(g) => (true, g),
+                    None => (false, p.as_str()),
+                };
+                for _ in 0..add(&mut b, glob)? {
+                    negated.push(neg);
+                }
+            }
+            let set = b.build().map_err(|e| BadGlob {
+                pattern: patterns.join(", "),
+                reason: e.to_string(),
+            })?;
+            Some((set, negated))
+        };
         Ok(Selector {
             include: if include.is_empty() {
                 None
@@ -88,13 +129,26 @@ impl Selector {
                 Some(set(include)?)
             },
             exclude: set(exclude)?,
-            defaults: set(&defaults)?,
+            patterns: ordered,
+            defaults: defaults(),
         })
     }
 
+    /// The verdict of the last ordered pattern that matches, if any.
+    fn last_pattern(&self, rel: &str) -> Option<bool> {
+        let (set, negated) = self.patterns.as_ref()?;
+        set.matches(rel).into_iter().max().map(|i| !negated[i])
+    }
+
     /// Whether a service-relative path goes in. The user's excludes win over includes; an
-    /// explicit include wins over ferry's default excludes.
+    /// explicit include wins over ferry's default excludes. With ordered patterns, the last
+    /// matching pattern decides, and the defaults decide when none matches.
     pub fn selects(&self, rel: &str) -> bool {
+        if self.patterns.is_some() {
+            return self
+                .last_pattern(rel)
+                .unwrap_or_else(|| !self.defaults.is_match(rel));
+        }
         if self.exclude.is_match(rel) {
             return false;
         }
@@ -106,6 +160,9 @@ impl Selector {
 
     /// Whether a default exclude (and no explicit include) leaves this path out.
     pub fn excluded_by_default(&self, rel: &str) -> bool {
+        if self.patterns.is_some() {
+            return self.last_pattern(rel).is_none() && self.defaults.is_match(rel);
+        }
         self.include.as_ref().is_none_or(|i| !i.is_match(rel)) && self.defaults.is_match(rel)
     }
 }
@@ -270,7 +327,7 @@ mod tests {
 
     #[test]
     fn includes_excludes_and_defaults() {
-        let s = Selector::new(&[], &["**/*.md".into()]).unwrap();
+        let s = Selector::new(&[], &["**/*.md".into()], &[]).unwrap();
         assert!(s.selects("src/handler.js"));
         assert!(!s.selects("README.md"));
         assert!(!s.selects(".env"));
@@ -281,6 +338,7 @@ mod tests {
         let s = Selector::new(
             &["src/**".into(), "tests/fixtures".into()],
             &["**/*_test.js".into()],
+            &[],
         )
         .unwrap();
         assert!(s.selects("src/a.js"));
