@@ -297,3 +297,134 @@ except c.exceptions.ResourceNotFoundException:
     assert!(first["payload"].to_string().contains("boto"), "{first}");
     assert_eq!(stdout.lines().nth(1), Some("not-found"));
 }
+
+/// Queues, buckets, topics and secrets, driven by boto3 from outside and from inside a
+/// function through the injected variables.
+#[test]
+fn queues_buckets_topics_and_secrets_with_boto3() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    write(
+        &d.join("serverless.yaml"),
+        &format!(
+            "service: svc\nprovider:\n  runtime: python3.12\n  environment:\n    OUT: {out}\n  local:\n    python: {py}\nservices:\n  jobs: {{ type: queue, visibilityTimeout: 1, deadLetter: {{ maxReceives: 2 }} }}\n  files: {{ type: bucket }}\n  news: {{ type: topic }}\n  token: {{ type: secret }}\nfunctions:\n  send:\n    handler: app.send\n    uses: [jobs, token]\n    triggers:\n      - http: POST /send\n  work:\n    handler: app.work\n    triggers:\n      - queue: jobs\n        batchSize: 5\n  onfile:\n    handler: app.onfile\n    triggers:\n      - storage: {{ bucket: files, events: [created, removed], prefix: in/ }}\n  onnews:\n    handler: app.onnews\n    triggers:\n      - topic: news\n",
+            out = out.display(),
+            py = test_python()
+        ),
+    );
+    write(
+        &d.join("app.py"),
+        r#"import json, os, boto3
+OUT = os.environ["OUT"]
+def _write(name, text):
+    with open(os.path.join(OUT, name), "a") as f:
+        f.write(text + "\n")
+def send(event, context):
+    sqs = boto3.client("sqs")
+    url = os.environ["JOBS_QUEUE_URL"]
+    sqs.send_message(QueueUrl=url, MessageBody=event["body"])
+    token = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["TOKEN_SECRET_ARN"])["SecretString"]
+    return {"statusCode": 202, "body": json.dumps({"queued": True, "token": token})}
+def work(event, context):
+    failures = []
+    for r in event["Records"]:
+        if r["body"] == "fail":
+            failures.append({"itemIdentifier": r["messageId"]})
+        else:
+            _write("work", r["body"])
+    return {"batchItemFailures": failures}
+def onfile(event, context):
+    for r in event["Records"]:
+        _write("files", r["eventName"] + " " + r["s3"]["object"]["key"])
+def onnews(event, context):
+    for r in event["Records"]:
+        _write("news", r["Sns"]["Message"])
+"#,
+    );
+    let dev = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(d)
+        .args(["--format", "json", "dev", "--port", "0", "--no-watch"])
+        .env("FERRY_SECRET_TOKEN", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut dev = Dev {
+        child: dev,
+        gateway: String::new(),
+        aws: String::new(),
+    };
+    let mut line = String::new();
+    BufReader::new(dev.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    dev.gateway = v["gateway"].as_str().unwrap().to_owned();
+    dev.aws = v["aws"].as_str().unwrap().to_owned();
+
+    // From inside a function: the injected queue URL and secret ARN work with plain boto3.
+    let r = client()
+        .post(format!("{}/send", dev.gateway))
+        .body("from-http")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["token"], "s3cret");
+    let script = format!(
+        r#"
+import boto3, time
+kw = dict(endpoint_url="{aws}", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+sqs = boto3.client("sqs", **kw)
+url = sqs.get_queue_url(QueueName="svc-dev-jobs")["QueueUrl"]
+sqs.send_message_batch(QueueUrl=url, Entries=[{{"Id": "a", "MessageBody": "one"}}, {{"Id": "b", "MessageBody": "fail"}}])
+s3 = boto3.client("s3", **kw)
+s3.put_object(Bucket="svc-dev-files", Key="in/a.txt", Body=b"x")
+s3.put_object(Bucket="svc-dev-files", Key="other/b.txt", Body=b"x")
+s3.delete_object(Bucket="svc-dev-files", Key="in/a.txt")
+boto3.client("sns", **kw).publish(TopicArn="arn:aws:sns:us-east-1:123456789012:svc-dev-news", Message="hello")
+# The failing message is retried after the 1 s visibility timeout, then dead-lettered.
+dlq = sqs.get_queue_url(QueueName="svc-dev-jobs-dlq")["QueueUrl"]
+got = []
+deadline = time.time() + 20
+while not got and time.time() < deadline:
+    got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    time.sleep(0.2)
+print([m["Body"] for m in got])
+"#,
+        aws = dev.aws
+    );
+    let o = Command::new(test_python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "['fail']");
+    let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && (read("work").lines().count() < 2
+            || read("files").lines().count() < 2
+            || read("news").is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut work: Vec<String> = read("work").lines().map(str::to_owned).collect();
+    work.sort();
+    assert_eq!(work, ["from-http", "one"]);
+    // Events are delivered asynchronously (possibly to two workers), so compare as a set.
+    let mut files: Vec<String> = read("files").lines().map(str::to_owned).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "ObjectCreated:Put in/a.txt",
+            "ObjectRemoved:Delete in/a.txt"
+        ],
+        "prefix filter and both event kinds"
+    );
+    assert_eq!(read("news"), "hello\n");
+}

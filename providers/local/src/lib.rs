@@ -10,13 +10,17 @@ pub mod events;
 pub mod pool;
 pub mod routes;
 pub mod runtime_api;
+pub mod services;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use ferry_core::model::{EnvValue, HttpTrigger, PayloadVersion, Runtime, Service, Trigger};
+use ferry_core::model::{
+    injected_env_name, EnvValue, HttpTrigger, PayloadVersion, ResourceKind, Runtime, Service,
+    Trigger,
+};
 use pool::{Pool, Spec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -144,6 +148,7 @@ struct HttpTarget {
 
 struct App {
     service: Service,
+    services: Arc<services::Services>,
     pools: BTreeMap<String, Arc<Pool>>,
     table: routes::Table<Arc<HttpTarget>>,
     domain: String,
@@ -195,15 +200,26 @@ impl Dev {
                     Trigger::Storage { bucket, .. } => format!("storage {bucket}"),
                     Trigger::Topic { topic, .. } => format!("topic {topic}"),
                 };
-                out.push_str(&format!(
-                    "  {what:width$}  → {name}  (not served locally yet)\n"
-                ));
+                out.push_str(&format!("  {what:width$}  → {name}\n"));
             }
         }
         out.push_str(&format!(
-            "\n  Lambda Invoke: aws lambda invoke --endpoint-url http://{} --function-name <name> out.json\n",
+            "\n  AWS endpoints (Lambda Invoke, SQS, SNS Publish, S3): --endpoint-url http://{}\n",
             self.aws
         ));
+        for q in self.app.services.queues.keys() {
+            out.push_str(&format!("    queue   {}\n", self.app.services.queue_url(q)));
+        }
+        for b in self.app.services.buckets.values() {
+            out.push_str(&format!(
+                "    bucket  s3://{}  ({})\n",
+                b.name,
+                b.dir.display()
+            ));
+        }
+        for t in self.app.services.topics.keys() {
+            out.push_str(&format!("    topic   {t}\n"));
+        }
         out
     }
 
@@ -325,6 +341,24 @@ fn spec_for(
     ] {
         env.insert(k.into(), v);
     }
+    // Where the services this function uses live locally, under the names it reads in the
+    // cloud (`ORDERS_QUEUE_URL`, `UPLOADS_BUCKET_NAME`, ...).
+    for u in &f.uses {
+        let Some(r) = service.services.get(u) else {
+            continue;
+        };
+        let phys = services::physical(&service.service, &service.stage, u);
+        let value = match &r.kind {
+            ResourceKind::Queue { .. } => format!("http://{aws}/123456789012/{phys}"),
+            ResourceKind::Bucket { .. } => phys.to_ascii_lowercase(),
+            ResourceKind::Topic { .. } => format!("arn:aws:sns:{region}:123456789012:{phys}"),
+            ResourceKind::Table { .. } => phys,
+            ResourceKind::Secret { .. } => {
+                format!("arn:aws:secretsmanager:{region}:123456789012:secret:{phys}")
+            }
+        };
+        env.insert(injected_env_name(u, &r.kind), value);
+    }
     for (k, v) in &f.environment {
         env.insert(
             k.clone(),
@@ -388,8 +422,12 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
             }
         }
     }
+    let region = service.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let (svcs, background) = build_services(&service, &pools, &opts, &region, aws, &log);
+    let services = Arc::new(svcs);
     let app = Arc::new(App {
         service,
+        services,
         pools,
         table: routes::Table::new(routes),
         domain: gateway.to_string(),
@@ -409,13 +447,7 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
             "/2015-03-31/functions/{name}/invocations",
             axum::routing::post(lambda_invoke),
         )
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                [("content-type", "application/json")],
-                r#"{"message":"ferry dev does not emulate this AWS API"}"#,
-            )
-        })
+        .fallback(aws_api)
         .with_state(app.clone());
     let t1 = tokio::spawn(async move {
         let _ = axum::serve(
@@ -427,11 +459,13 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
     let t2 = tokio::spawn(async move {
         let _ = axum::serve(aws_listener, aws_router).await;
     });
+    let mut tasks = vec![t1, t2];
+    tasks.extend(background);
     Ok(Dev {
         gateway,
         aws,
         app,
-        tasks: vec![t1, t2],
+        tasks,
     })
 }
 
@@ -617,4 +651,196 @@ async fn lambda_invoke(
         )
             .into_response(),
     }
+}
+
+/// Every request to the AWS endpoint other than Lambda `Invoke`.
+async fn aws_api(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    services::api::handle(
+        &app.services,
+        method,
+        uri.path(),
+        uri.query().unwrap_or(""),
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// Queues, buckets, topics and schedules, and the tasks that drive their triggers.
+fn build_services(
+    service: &Service,
+    pools: &BTreeMap<String, Arc<Pool>>,
+    opts: &DevOptions,
+    region: &str,
+    aws: SocketAddr,
+    log: &Log,
+) -> (services::Services, Vec<tokio::task::JoinHandle<()>>) {
+    use services::{queue::Queue, storage::Bucket, storage::Subscriber, Topic, TopicSubscriber};
+    let mut s = services::Services {
+        region: region.to_owned(),
+        endpoint: format!("http://{aws}"),
+        ..Default::default()
+    };
+    let mut tasks = Vec::new();
+    let phys = |n: &str| services::physical(&service.service, &service.stage, n);
+    let mut queues_by_name = BTreeMap::new();
+    for (name, r) in &service.services {
+        match &r.kind {
+            ResourceKind::Queue {
+                visibility_timeout,
+                max_receives,
+                ..
+            } => {
+                let p = phys(name);
+                let dlq = max_receives.map(|_| {
+                    Queue::new(
+                        format!("{p}-dlq"),
+                        region,
+                        Duration::from_secs(30),
+                        None,
+                        None,
+                    )
+                });
+                if let Some(d) = &dlq {
+                    s.queues.insert(d.name.clone(), d.clone());
+                }
+                let q = Queue::new(
+                    p.clone(),
+                    region,
+                    Duration::from_secs((*visibility_timeout).into()),
+                    *max_receives,
+                    dlq,
+                );
+                s.queues.insert(p, q.clone());
+                queues_by_name.insert(name.clone(), q);
+            }
+            ResourceKind::Bucket { .. } => {
+                let p = phys(name).to_ascii_lowercase();
+                let dir = opts
+                    .service_dir
+                    .join(".ferry")
+                    .join("local")
+                    .join("buckets")
+                    .join(&p);
+                let _ = std::fs::create_dir_all(&dir);
+                let subscribers = service
+                    .functions
+                    .iter()
+                    .flat_map(|(f, def)| def.triggers.iter().map(move |t| (f, t)))
+                    .filter_map(|(f, t)| match t {
+                        Trigger::Storage {
+                            bucket,
+                            events,
+                            prefix,
+                            suffix,
+                        } if bucket == name => Some(Subscriber {
+                            pool: pools[f].clone(),
+                            created: events.contains(&ferry_core::model::StorageEvent::Created),
+                            removed: events.contains(&ferry_core::model::StorageEvent::Removed),
+                            prefix: prefix.clone(),
+                            suffix: suffix.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                s.buckets.insert(
+                    p.clone(),
+                    Arc::new(Bucket {
+                        name: p,
+                        dir,
+                        subscribers,
+                    }),
+                );
+            }
+            ResourceKind::Topic { .. } => {
+                let arn = format!("arn:aws:sns:{region}:123456789012:{}", phys(name));
+                let subscribers = service
+                    .functions
+                    .iter()
+                    .flat_map(|(f, def)| def.triggers.iter().map(move |t| (f, t)))
+                    .filter_map(|(f, t)| match t {
+                        Trigger::Topic { topic, filter } if topic == name => {
+                            Some(TopicSubscriber {
+                                pool: pools[f].clone(),
+                                filter: filter.clone(),
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                s.topics.insert(
+                    arn.clone(),
+                    Arc::new(Topic {
+                        name: phys(name),
+                        arn,
+                        subscribers,
+                    }),
+                );
+            }
+            ResourceKind::Secret { .. } => {
+                let p = phys(name);
+                if std::env::var(services::secret_env(name)).is_err() {
+                    log.note(
+                        name,
+                        &format!(
+                            "secret: {} is not set; functions get a local placeholder value",
+                            services::secret_env(name)
+                        ),
+                    );
+                }
+                s.secrets.insert(
+                    p.clone(),
+                    format!("arn:aws:secretsmanager:{region}:123456789012:secret:{p}"),
+                );
+            }
+            ResourceKind::Table { .. } => {}
+        }
+    }
+    for (f, def) in &service.functions {
+        for (i, t) in def.triggers.iter().enumerate() {
+            match t {
+                Trigger::Queue {
+                    queue,
+                    batch_size,
+                    batch_window,
+                } => {
+                    if let Some(q) = queues_by_name.get(queue) {
+                        let window = Duration::from_secs(batch_window.unwrap_or(0).into());
+                        tasks.push(tokio::spawn(services::queue::consume(
+                            q.clone(),
+                            pools[f].clone(),
+                            *batch_size as usize,
+                            window,
+                            region.to_owned(),
+                        )));
+                    }
+                }
+                Trigger::Schedule {
+                    expression,
+                    enabled: true,
+                    input,
+                } => match services::schedule::timer(expression) {
+                    Ok(timer) => {
+                        let rule = format!("{}-{i}", phys(f));
+                        tasks.push(tokio::spawn(services::schedule::run(
+                            timer,
+                            pools[f].clone(),
+                            rule,
+                            region.to_owned(),
+                            input.clone(),
+                        )));
+                    }
+                    Err(e) => log.note(f, &e),
+                },
+                _ => {}
+            }
+        }
+    }
+    (s, tasks)
 }

@@ -47,18 +47,29 @@ pub struct Queue {
 }
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 /// Lower-case hex MD5 of a string, as SQS reports `MD5OfMessageBody` (clients verify it).
 pub fn md5_hex(s: &str) -> String {
     use md5::{Digest, Md5};
-    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Queue {
     /// A new queue.
-    pub fn new(name: String, region: &str, visibility: Duration, max_receives: Option<u32>, dlq: Option<Arc<Queue>>) -> Arc<Queue> {
+    pub fn new(
+        name: String,
+        region: &str,
+        visibility: Duration,
+        max_receives: Option<u32>,
+        dlq: Option<Arc<Queue>>,
+    ) -> Arc<Queue> {
         Arc::new(Queue {
             arn: format!("arn:aws:sqs:{region}:123456789012:{name}"),
             name,
@@ -73,7 +84,15 @@ impl Queue {
     /// Adds a message; returns its id.
     pub fn send(&self, body: String, attributes: Value, delay: Duration) -> String {
         let id = uuid::Uuid::new_v4().to_string();
-        let m = Message { id: id.clone(), body, receipt: String::new(), receives: 0, sent_ms: now_ms(), visible_at: Instant::now() + delay, attributes };
+        let m = Message {
+            id: id.clone(),
+            body,
+            receipt: String::new(),
+            receives: 0,
+            sent_ms: now_ms(),
+            visible_at: Instant::now() + delay,
+            attributes,
+        };
         self.messages.lock().expect("queue lock").push_back(m);
         self.arrived.notify_waiters();
         self.arrived.notify_one();
@@ -178,7 +197,13 @@ impl Queue {
 }
 
 /// Feeds a queue to a function, the way a Lambda event source mapping does.
-pub async fn consume(queue: Arc<Queue>, pool: Arc<Pool>, batch_size: usize, window: Duration, region: String) {
+pub async fn consume(
+    queue: Arc<Queue>,
+    pool: Arc<Pool>,
+    batch_size: usize,
+    window: Duration,
+    region: String,
+) {
     loop {
         let mut batch = queue.receive(batch_size, None);
         if batch.is_empty() {
@@ -190,28 +215,30 @@ pub async fn consume(queue: Arc<Queue>, pool: Arc<Pool>, batch_size: usize, wind
             batch.extend(queue.receive(batch_size - batch.len(), None));
         }
         let event = queue.event(&batch, &region);
-        let result = pool.invoke(Bytes::from(event.to_string()), uuid::Uuid::new_v4().to_string()).await;
-        match result {
-            pool::Result::Ok(body) => {
-                // Partial batch failures: the listed messages stay, the rest are deleted.
-                let failed: Vec<String> = serde_json::from_slice::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("batchItemFailures").cloned())
-                    .and_then(|f| f.as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-                    .collect();
-                for m in &batch {
-                    if failed.contains(&m.id) {
-                        queue.release(&m.receipt, queue.visibility);
-                    } else {
-                        queue.delete(&m.receipt);
-                    }
+        let result = pool
+            .invoke(
+                Bytes::from(event.to_string()),
+                uuid::Uuid::new_v4().to_string(),
+            )
+            .await;
+        // When the whole batch fails, every message comes back after the visibility timeout.
+        if let pool::Result::Ok(body) = result {
+            // Partial batch failures: the listed messages stay, the rest are deleted.
+            let failed: Vec<String> = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("batchItemFailures").cloned())
+                .and_then(|f| f.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                .collect();
+            for m in &batch {
+                if failed.contains(&m.id) {
+                    queue.release(&m.receipt, queue.visibility);
+                } else {
+                    queue.delete(&m.receipt);
                 }
             }
-            // The whole batch failed: every message comes back after the visibility timeout.
-            _ => {}
         }
     }
 }

@@ -21,7 +21,9 @@ pub enum Timer {
 /// Turns an expression into a timer; `Err` says why it cannot run locally.
 pub fn timer(expression: &str) -> Result<Timer, String> {
     match schedule::parse(expression)? {
-        s @ Schedule::Rate { .. } => Ok(Timer::Every(Duration::from_secs(s.rate_seconds().unwrap_or(60)))),
+        s @ Schedule::Rate { .. } => Ok(Timer::Every(Duration::from_secs(
+            s.rate_seconds().unwrap_or(60),
+        ))),
         Schedule::Cron(f) => {
             // AWS: min hour dom month dow year → seconds-first seven-field form; both count
             // days of the week from 1 = Sunday.
@@ -65,14 +67,22 @@ pub fn event(rule: &str, region: &str, input: Option<&Value>) -> Value {
 }
 
 /// Fires a function on its schedule until the task is dropped.
-pub async fn run(timer: Timer, pool: Arc<Pool>, rule: String, region: String, input: Option<Value>) {
+pub async fn run(
+    timer: Timer,
+    pool: Arc<Pool>,
+    rule: String,
+    region: String,
+    input: Option<Value>,
+) {
     while let Some(wait) = timer.next() {
         tokio::time::sleep(wait).await;
         let e = event(&rule, &region, input.as_ref());
         let pool = pool.clone();
         // Like EventBridge, a slow function does not delay the next firing.
         tokio::spawn(async move {
-            let _ = pool.invoke(Bytes::from(e.to_string()), uuid::Uuid::new_v4().to_string()).await;
+            let _ = pool
+                .invoke(Bytes::from(e.to_string()), uuid::Uuid::new_v4().to_string())
+                .await;
         });
     }
 }
@@ -83,13 +93,21 @@ mod tests {
 
     #[test]
     fn rates_and_crons() {
-        assert!(matches!(timer("rate(5 minutes)").unwrap(), Timer::Every(d) if d == Duration::from_secs(300)));
+        assert!(
+            matches!(timer("rate(5 minutes)").unwrap(), Timer::Every(d) if d == Duration::from_secs(300))
+        );
         let t = timer("cron(0/15 * * * ? *)").unwrap();
         assert!(t.next().unwrap() <= Duration::from_secs(15 * 60));
         let t = timer("cron(0 9 ? * MON-FRI *)").unwrap();
         assert!(t.next().unwrap() <= Duration::from_secs(4 * 86400));
         assert!(timer("cron(0 18 L * ? *)").is_err());
-        assert_eq!(event("r", "eu-west-1", None)["detail-type"], "Scheduled Event");
-        assert_eq!(event("r", "eu-west-1", Some(&json!({"a": 1}))), json!({"a": 1}));
+        assert_eq!(
+            event("r", "eu-west-1", None)["detail-type"],
+            "Scheduled Event"
+        );
+        assert_eq!(
+            event("r", "eu-west-1", Some(&json!({"a": 1}))),
+            json!({"a": 1})
+        );
     }
 }

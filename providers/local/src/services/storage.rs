@@ -38,7 +38,19 @@ pub fn encode_key(key: &str) -> String {
     let mut out = String::new();
     for b in key.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b'*' | b'\'' | b'(' | b')' | b'!' => out.push(b as char),
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'/'
+            | b'*'
+            | b'\''
+            | b'('
+            | b')'
+            | b'!' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -48,7 +60,11 @@ pub fn encode_key(key: &str) -> String {
 
 /// Escapes text for XML.
 pub fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 impl Bucket {
@@ -75,13 +91,21 @@ impl Bucket {
             if (created && !s.created) || (!created && !s.removed) {
                 continue;
             }
-            if s.prefix.as_ref().is_some_and(|p| !key.starts_with(p.as_str())) || s.suffix.as_ref().is_some_and(|x| !key.ends_with(x.as_str())) {
+            if s.prefix
+                .as_ref()
+                .is_some_and(|p| !key.starts_with(p.as_str()))
+                || s.suffix
+                    .as_ref()
+                    .is_some_and(|x| !key.ends_with(x.as_str()))
+            {
                 continue;
             }
             let e = self.event(key, size, created, region);
             let pool = s.pool.clone();
             tokio::spawn(async move {
-                let _ = pool.invoke(Bytes::from(e.to_string()), uuid::Uuid::new_v4().to_string()).await;
+                let _ = pool
+                    .invoke(Bytes::from(e.to_string()), uuid::Uuid::new_v4().to_string())
+                    .await;
             });
         }
     }
@@ -114,13 +138,21 @@ impl Bucket {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             walk(root, &p, out);
         } else if let (Ok(rel), Ok(meta)) = (p.strip_prefix(root), e.metadata()) {
-            out.push((rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"), meta.len()));
+            out.push((
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                meta.len(),
+            ));
         }
     }
 }

@@ -1,0 +1,438 @@
+//! The AWS APIs that clients call against `ferry dev`: SQS (JSON protocol, as current SDKs and
+//! the aws CLI speak it), SNS `Publish` (query protocol) and S3 path-style object operations.
+
+use super::storage::xml_escape;
+use super::Services;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Dispatches a request that is not a Lambda `Invoke`.
+pub async fn handle(
+    s: &Services,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        if let Some(op) = target.strip_prefix("AmazonSQS.") {
+            return sqs(s, op, &body);
+        }
+        if target == "secretsmanager.GetSecretValue" {
+            return get_secret(s, &body);
+        }
+        return Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Body::from(json!({ "__type": "UnknownOperationException", "message": format!("ferry dev does not emulate {target}") }).to_string()))
+            .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response());
+    }
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if method == Method::POST && path == "/" && form {
+        let params = crate::events::parse_query(&String::from_utf8_lossy(&body));
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        return match get("Action").as_deref() {
+            Some("Publish") => sns_publish(s, &params).await,
+            Some(a) => xml_error(400, "InvalidAction", &format!("ferry dev does not emulate the query action {a}; use an SDK that speaks SQS's JSON protocol")),
+            None => xml_error(400, "MissingAction", "no Action"),
+        };
+    }
+    s3(s, method, path, query, headers, body)
+}
+
+fn json_response(v: Value) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.0")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn json_error(status: u16, code: &str, message: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header(
+            "x-amzn-query-error",
+            format!("AWS.SimpleQueueService.{code};Sender"),
+        )
+        .body(Body::from(
+            json!({ "__type": format!("com.amazonaws.sqs#{code}"), "message": message })
+                .to_string(),
+        ))
+        .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response())
+}
+
+fn sqs(s: &Services, op: &str, body: &[u8]) -> Response {
+    let req: Value = serde_json::from_slice(body).unwrap_or(json!({}));
+    let queue = || {
+        req["QueueUrl"]
+            .as_str()
+            .and_then(|u| s.queue_by_url(u))
+            .ok_or_else(|| {
+                json_error(
+                    400,
+                    "QueueDoesNotExist",
+                    "The specified queue does not exist.",
+                )
+            })
+    };
+    let attrs = |v: &Value| v.get("MessageAttributes").cloned().unwrap_or(json!({}));
+    match op {
+        "SendMessage" => match queue() {
+            Ok(q) => {
+                let body = req["MessageBody"].as_str().unwrap_or("").to_owned();
+                let md5 = super::queue::md5_hex(&body);
+                let delay = Duration::from_secs(req["DelaySeconds"].as_u64().unwrap_or(0));
+                let id = q.send(body, attrs(&req), delay);
+                json_response(json!({ "MessageId": id, "MD5OfMessageBody": md5 }))
+            }
+            Err(e) => e,
+        },
+        "SendMessageBatch" => match queue() {
+            Ok(q) => {
+                let mut ok = Vec::new();
+                for e in req["Entries"].as_array().into_iter().flatten() {
+                    let body = e["MessageBody"].as_str().unwrap_or("").to_owned();
+                    let md5 = super::queue::md5_hex(&body);
+                    let delay = Duration::from_secs(e["DelaySeconds"].as_u64().unwrap_or(0));
+                    let id = q.send(body, attrs(e), delay);
+                    ok.push(json!({ "Id": e["Id"], "MessageId": id, "MD5OfMessageBody": md5 }));
+                }
+                json_response(json!({ "Successful": ok, "Failed": [] }))
+            }
+            Err(e) => e,
+        },
+        "ReceiveMessage" => match queue() {
+            Ok(q) => {
+                let max = req["MaxNumberOfMessages"]
+                    .as_u64()
+                    .unwrap_or(1)
+                    .clamp(1, 10) as usize;
+                let vis = req["VisibilityTimeout"].as_u64().map(Duration::from_secs);
+                let msgs: Vec<Value> = q
+                    .receive(max, vis)
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "MessageId": m.id, "ReceiptHandle": m.receipt, "MD5OfBody": super::queue::md5_hex(&m.body), "Body": m.body,
+                            "Attributes": { "ApproximateReceiveCount": m.receives.to_string(), "SentTimestamp": m.sent_ms.to_string() },
+                        })
+                    })
+                    .collect();
+                json_response(if msgs.is_empty() {
+                    json!({})
+                } else {
+                    json!({ "Messages": msgs })
+                })
+            }
+            Err(e) => e,
+        },
+        "DeleteMessage" => match queue() {
+            Ok(q) => {
+                q.delete(req["ReceiptHandle"].as_str().unwrap_or(""));
+                json_response(json!({}))
+            }
+            Err(e) => e,
+        },
+        "PurgeQueue" => match queue() {
+            Ok(q) => {
+                q.purge();
+                json_response(json!({}))
+            }
+            Err(e) => e,
+        },
+        "GetQueueUrl" => {
+            let name = req["QueueName"].as_str().unwrap_or("");
+            if s.queues.contains_key(name) {
+                json_response(json!({ "QueueUrl": s.queue_url(name) }))
+            } else {
+                json_error(
+                    400,
+                    "QueueDoesNotExist",
+                    "The specified queue does not exist.",
+                )
+            }
+        }
+        "ListQueues" => json_response(
+            json!({ "QueueUrls": s.queues.keys().map(|n| s.queue_url(n)).collect::<Vec<_>>() }),
+        ),
+        "GetQueueAttributes" => match queue() {
+            Ok(q) => json_response(json!({ "Attributes": {
+                "QueueArn": q.arn,
+                "ApproximateNumberOfMessages": q.len().to_string(),
+                "VisibilityTimeout": q.visibility.as_secs().to_string(),
+            }})),
+            Err(e) => e,
+        },
+        other => json_error(
+            400,
+            "UnsupportedOperation",
+            &format!("ferry dev does not emulate SQS {other}"),
+        ),
+    }
+}
+
+/// Secrets Manager `GetSecretValue` for the service's `secret` services: the value comes
+/// from `FERRY_SECRET_<NAME>` (as for deploys), else a local placeholder.
+fn get_secret(s: &Services, body: &[u8]) -> Response {
+    let req: Value = serde_json::from_slice(body).unwrap_or(json!({}));
+    let id = req["SecretId"].as_str().unwrap_or("");
+    let found = s.secrets.iter().find(|(name, arn)| {
+        arn.as_str() == id || id.ends_with(&format!(":{}", name)) || id == name.as_str()
+    });
+    let Some((name, arn)) = found else {
+        return Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Body::from(json!({ "__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret." }).to_string()))
+            .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response());
+    };
+    let value = super::secret_value(name);
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({ "ARN": arn, "Name": name, "SecretString": value, "VersionId": "ferry-local", "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9 }).to_string(),
+    )
+        .into_response()
+}
+
+fn xml(status: u16, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn xml_error(status: u16, code: &str, message: &str) -> Response {
+    xml(
+        status,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>ferry</RequestId></Error>",
+            xml_escape(code),
+            xml_escape(message)
+        ),
+    )
+}
+
+async fn sns_publish(s: &Services, params: &[(String, String)]) -> Response {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let arn = get("TopicArn")
+        .or_else(|| get("TargetArn"))
+        .unwrap_or_default();
+    let Some(topic) = s.topics.get(&arn).cloned() else {
+        return xml_error(404, "NotFound", "Topic does not exist");
+    };
+    let message = get("Message").unwrap_or_default();
+    let subject = get("Subject");
+    // MessageAttributes.entry.N.Name / .Value.DataType / .Value.StringValue
+    let mut attributes = serde_json::Map::new();
+    for n in 1.. {
+        let Some(name) = get(&format!("MessageAttributes.entry.{n}.Name")) else {
+            break;
+        };
+        let ty = get(&format!("MessageAttributes.entry.{n}.Value.DataType"))
+            .unwrap_or_else(|| "String".into());
+        let value =
+            get(&format!("MessageAttributes.entry.{n}.Value.StringValue")).unwrap_or_default();
+        attributes.insert(name, json!({ "Type": ty, "Value": value }));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    for sub in &topic.subscribers {
+        if let Some(filter) = &sub.filter {
+            let passes = filter
+                .as_object()
+                .into_iter()
+                .flatten()
+                .all(|(k, allowed)| {
+                    let v = attributes.get(k).and_then(|a| a["Value"].as_str());
+                    allowed.as_array().is_some_and(|a| {
+                        a.iter().any(|x| Some(x.as_str().unwrap_or_default()) == v)
+                    })
+                });
+            if !passes {
+                continue;
+            }
+        }
+        let event = json!({ "Records": [{
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "EventSubscriptionArn": format!("{}:{}", topic.arn, uuid::Uuid::new_v4()),
+            "Sns": {
+                "Type": "Notification",
+                "MessageId": id,
+                "TopicArn": topic.arn,
+                "Subject": subject,
+                "Message": message,
+                "Timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                "SignatureVersion": "1",
+                "Signature": "ferry-local",
+                "MessageAttributes": attributes,
+            },
+        }]});
+        let pool = sub.pool.clone();
+        tokio::spawn(async move {
+            let _ = pool
+                .invoke(
+                    Bytes::from(event.to_string()),
+                    uuid::Uuid::new_v4().to_string(),
+                )
+                .await;
+        });
+    }
+    xml(
+        200,
+        format!(
+            "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>{id}</MessageId></PublishResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></PublishResponse>",
+            uuid::Uuid::new_v4()
+        ),
+    )
+}
+
+/// Decodes an `aws-chunked` body (`<hex>[;chunk-signature=..]\r\n<data>\r\n...0\r\n<trailers>`).
+fn aws_chunked(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let line_end = body[i..].windows(2).position(|w| w == b"\r\n")? + i;
+        let size_text = std::str::from_utf8(&body[i..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        i = line_end + 2;
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(i..i + size)?);
+        i += size + 2;
+    }
+}
+
+fn s3(
+    s: &Services,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = crate::events::percent_decode(&path.replace('+', "%2B"));
+    let trimmed = path.trim_start_matches('/');
+    if trimmed.is_empty() {
+        let buckets: String = s.buckets.keys().map(|b| format!("<Bucket><Name>{}</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate></Bucket>", xml_escape(b))).collect();
+        return xml(200, format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult><Owner><ID>ferry</ID></Owner><Buckets>{buckets}</Buckets></ListAllMyBucketsResult>"));
+    }
+    let (bucket_name, key) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let Some(bucket) = s.buckets.get(bucket_name).cloned() else {
+        return xml_error(
+            404,
+            "NoSuchBucket",
+            &format!("The specified bucket does not exist: {bucket_name}"),
+        );
+    };
+    if key.is_empty() {
+        return match method {
+            Method::GET => {
+                let params = crate::events::parse_query(query);
+                let prefix = params
+                    .iter()
+                    .find(|(k, _)| k == "prefix")
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                let objects = bucket.list(prefix);
+                let contents: String = objects
+                    .iter()
+                    .map(|(k, size)| format!("<Contents><Key>{}</Key><Size>{size}</Size><StorageClass>STANDARD</StorageClass><LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>", xml_escape(k)))
+                    .collect();
+                xml(200, format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{}</Name><Prefix>{}</Prefix><KeyCount>{}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>",
+                    xml_escape(bucket_name), xml_escape(prefix), objects.len()
+                ))
+            }
+            Method::PUT | Method::HEAD => StatusCode::OK.into_response(),
+            _ => xml_error(405, "MethodNotAllowed", "not supported on a bucket"),
+        };
+    }
+    let Some(file) = bucket.path(key) else {
+        return xml_error(400, "InvalidKey", "invalid key");
+    };
+    match method {
+        Method::PUT => {
+            let chunked = headers
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("aws-chunked"))
+                || headers
+                    .get("x-amz-content-sha256")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("STREAMING-"));
+            let data = if chunked {
+                aws_chunked(&body).unwrap_or_else(|| body.to_vec())
+            } else {
+                body.to_vec()
+            };
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&file, &data) {
+                return xml_error(500, "InternalError", &e.to_string());
+            }
+            bucket.notify(key, data.len() as u64, true, &s.region);
+            Response::builder()
+                .status(200)
+                .header("etag", format!("\"{}\"", md5_bytes(&data)))
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::OK.into_response())
+        }
+        Method::GET | Method::HEAD => match std::fs::read(&file) {
+            Ok(data) => {
+                let b = Response::builder()
+                    .status(200)
+                    .header("etag", format!("\"{}\"", md5_bytes(&data)))
+                    .header("content-length", data.len())
+                    .header("last-modified", "Thu, 01 Jan 2026 00:00:00 GMT")
+                    .header("content-type", "application/octet-stream");
+                let body = if method == Method::HEAD {
+                    Body::empty()
+                } else {
+                    Body::from(data)
+                };
+                b.body(body)
+                    .unwrap_or_else(|_| StatusCode::OK.into_response())
+            }
+            Err(_) if method == Method::HEAD => StatusCode::NOT_FOUND.into_response(),
+            Err(_) => xml_error(404, "NoSuchKey", "The specified key does not exist."),
+        },
+        Method::DELETE => {
+            if std::fs::remove_file(&file).is_ok() {
+                bucket.notify(key, 0, false, &s.region);
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => xml_error(405, "MethodNotAllowed", "not supported"),
+    }
+}
+
+fn md5_bytes(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aws_chunked_bodies_decode() {
+        let body = b"5;chunk-signature=abc\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:abc=\r\n\r\n";
+        assert_eq!(super::aws_chunked(body).unwrap(), b"hello world");
+    }
+}
