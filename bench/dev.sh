@@ -210,7 +210,7 @@ GIT_REV="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 # ---------------------------------------------------------------- measure + report
 cat >"$WORK/dev_bench.py" <<'PY'
 """Starts, measures and stops the two servers; prints the table and writes the JSON."""
-import atexit, http.client, json, os, re, signal, socket, subprocess, sys, time
+import atexit, http.client, json, os, re, resource, signal, socket, subprocess, sys, time
 
 cfg = {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("DEV_")}
 cfg["netns"] = cfg["netns"] == "1"
@@ -443,11 +443,22 @@ def cpu_ticks(leader):
     return out
 
 
+def busy_ticks():
+    """CPU ticks the whole machine spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:3]) + sum(v[5:8])   # user nice system, irq softirq steal
+
+
 def wrk(server, path, seconds):
     url = f"http://127.0.0.1:{server.port}{path}"
-    before = cpu_ticks(server.proc.pid)
+    before, busy0 = cpu_ticks(server.proc.pid), busy_ticks()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     r = subprocess.run(WRK + [f"-d{seconds}s", url], capture_output=True, text=True)
-    after = cpu_ticks(server.proc.pid)
+    wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, busy1 = cpu_ticks(server.proc.pid), busy_ticks()
     m = re.search(r"^WRKJSON (.*)$", r.stdout, re.M)
     if r.returncode != 0 or not m:
         server.stop()
@@ -467,6 +478,10 @@ def wrk(server, path, seconds):
     d["workers_started"] = sum(1 for k, (role, _) in after.items()
                                if k not in before and role not in ("server", "sh"))
     d["cpu_us_per_request"] = sum(cpu.values()) / TICK / max(d["requests"], 1) * 1e6
+    # What else ran meanwhile: the machine's busy time less the server's and wrk's, in cores.
+    wrk_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    d["wrk_cpu_s"] = wrk_s
+    d["other_cores"] = max(0.0, ((busy1 - busy0 - sum(cpu.values())) / TICK - wrk_s) / wall)
     return d
 
 
@@ -497,7 +512,8 @@ def throughput(tool, routes, extra=()):
             f"{d['errors_total']} errors, {d['cpu_us_per_request']:.0f} us CPU/request "
             f"({', '.join(f'{k} {v:.2f} s' for k, v in sorted(d['cpu_s'].items()))}), "
             f"processes after: {counts(d['workers_after'])}, {d['workers_started']} started "
-            f"during the run; load {load:.2f}")
+            f"during the run; load {load:.2f}, other processes used "
+            f"{d['other_cores']:.2f} cores")
         if d["requests"] - d["errors"]["status"] <= 0:
             s.stop()
             die(f"{NAMES[tool]} answered no GET {path} with a 2xx under wrk:\n{d['text']}")
@@ -596,6 +612,8 @@ for r in ROUTES:
          f"{o['cpu_us_per_request']:.0f} us",
          f"{f['cpu_us_per_request'] / o['cpu_us_per_request']:.2f}x", ""),
         (f"GET /{r} worker starts", str(f["workers_started"]), str(o["workers_started"]), "", ""),
+        (f"GET /{r} other load", f"{f['other_cores']:.2f} cores", f"{o['other_cores']:.2f} cores",
+         "", ""),
         (f"GET /{r} errors", str(f["errors_total"]), str(o["errors_total"]), "", ""),
     ]
 for r in ROUTES:
@@ -621,10 +639,11 @@ if sweep:
     srow = lambda c, d: (c, f"{d['rps']:,.0f}", ms(d["p50_us"]), ms(d["p99_us"]),
                          f"{d['cpu_us_per_request']:.0f} us",
                          str(sum(1 for w in d["workers_after"] if w.startswith("node "))),
-                         str(d["errors_total"]))
+                         str(d["errors_total"]), f"{d['other_cores']:.2f} cores")
     srows = [srow(str(c), d["node"]) for c, d in sorted(sweep.items())]
     srows.append(srow("8 (default)", tp["ferry"]["node"]))
-    sh = ("--concurrency", "req/s", "p50", "p99", "CPU/request", "node workers", "errors")
+    sh = ("--concurrency", "req/s", "p50", "p99", "CPU/request", "node workers", "errors",
+          "other load")
     sw = [max(len(x[i]) for x in srows + [sh]) for i in range(len(sh))]
     fmt = lambda x: "  ".join(f"{v:<{sw[i]}}" for i, v in enumerate(x)).rstrip()
     print(f"\nferry dev --concurrency N, GET /node (wrk -t2 -c10 -d{DURATION}s)")
@@ -633,7 +652,9 @@ if sweep:
     for x in srows:
         print(fmt(x))
 
-print(f"\nload average: {start_load:.2f} before (waited {waited:.0f} s), "
+print("\nCPU/request: CPU time of the server and its workers per request. other load: CPU that "
+      "other processes\nused during the run, in cores (noise). node workers: alive after the run.")
+print(f"load average: {start_load:.2f} before (waited {waited:.0f} s), "
       f"{load_at_start[0]:.2f} at the start, {load_at_end[0]:.2f} at the end; {os.cpu_count()} CPUs")
 if problems:
     print("\nnotes:")

@@ -136,6 +136,24 @@ pub enum Command {
         #[arg(long)]
         lazy: bool,
     },
+    /// Invoke one function once on the local runtime and print its result
+    ///
+    /// The event is `{}` unless given with --data, --path or --event (a realistic sample of
+    /// http, queue, schedule, storage or topic events, as `ferry dev` sends them). Exits 1 when
+    /// the function fails.
+    Invoke {
+        /// The function
+        function: String,
+        /// The event, as JSON
+        #[arg(long, conflicts_with_all = ["path", "event"])]
+        data: Option<String>,
+        /// A file holding the event
+        #[arg(long, conflicts_with = "event")]
+        path: Option<PathBuf>,
+        /// A sample event of this kind
+        #[arg(long, value_parser = ["http", "queue", "schedule", "storage", "topic"])]
+        event: Option<String>,
+    },
     /// Print the JSON Schema of the ferry manifest dialect, for editors
     Schema,
     /// Show what `deploy` would change: refresh, diff, and print the plan

@@ -34,6 +34,20 @@ fn main() {
                 warm: !lazy,
             },
         ),
+        Command::Invoke {
+            function,
+            data,
+            path,
+            event,
+        } => commands::invoke::run(
+            &cli.global,
+            commands::invoke::Args {
+                function,
+                data,
+                path,
+                event,
+            },
+        ),
         Command::Schema => commands::schema::run(),
         Command::Plan { plan, destroy } => commands::deploy::plan(&cli.global, &plan, destroy),
         Command::Deploy {

@@ -428,3 +428,43 @@ print([m["Body"] for m in got])
     );
     assert_eq!(read("news"), "hello\n");
 }
+
+#[test]
+fn ferry_invoke_runs_one_event_locally() {
+    let ex = root().join("examples/hello-http");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .current_dir(&ex)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["invoke", "hello", "--event", "http"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["statusCode"], 200);
+    assert!(
+        v["body"].as_str().unwrap().contains("ferry"),
+        "the sample http event carries ?name=ferry: {v}"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("START RequestId:")
+            && stderr.contains("REPORT RequestId:")
+            && stderr.contains("Max Memory Used:"),
+        "{stderr}"
+    );
+    let o = run(&[
+        "invoke",
+        "hello",
+        "--data",
+        r#"{"rawPath":"/hello","queryStringParameters":{"name":"Lin"}}"#,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Lin"));
+    let o = run(&["invoke", "helo"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `hello`?"));
+    let o = run(&["invoke", "hello", "--data", "{not json"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -19,7 +19,7 @@ pub struct Args {
     pub warm: bool,
 }
 
-fn build_rust(
+pub fn build_rust(
     service: &ferry_core::Service,
     dir: &Path,
 ) -> anyhow::Result<BTreeMap<String, PathBuf>> {

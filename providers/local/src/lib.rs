@@ -10,6 +10,7 @@ pub mod events;
 pub mod pool;
 pub mod routes;
 pub mod runtime_api;
+pub mod samples;
 pub mod services;
 
 use axum::body::{Body, Bytes};
@@ -83,6 +84,27 @@ impl Log {
         // reason to stop serving.
         use std::io::Write;
         let _ = writeln!(std::io::stderr().lock(), "{} {line}", self.paint(name));
+    }
+    /// `START` line of an invocation, as Lambda logs it.
+    pub fn start(&self, name: &str, id: &str) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} START RequestId: {id} Version: $LATEST",
+            self.paint(name)
+        );
+    }
+    /// `END` and `REPORT` lines of an invocation.
+    pub fn report(&self, name: &str, id: &str, took: Duration, memory: u32, max_used: Option<u64>) {
+        use std::io::Write;
+        let ms = took.as_secs_f64() * 1000.0;
+        let used = max_used.map_or_else(|| "n/a".to_owned(), |m| format!("{m} MB"));
+        let p = self.paint(name);
+        let _ = write!(
+            std::io::stderr().lock(),
+            "{p} END RequestId: {id}\n{p} REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory} MB\tMax Memory Used: {used}\n",
+            ms.ceil() as u64
+        );
     }
     /// A note from ferry about a function.
     pub fn note(&self, name: &str, msg: &str) {
@@ -223,6 +245,12 @@ impl Dev {
         out
     }
 
+    /// Invokes a function directly (as `ferry invoke` does).
+    pub async fn invoke(&self, function: &str, payload: Bytes) -> Option<pool::Result> {
+        let pool = self.app.pools.get(function)?.clone();
+        Some(pool.invoke(payload, uuid::Uuid::new_v4().to_string()).await)
+    }
+
     /// Stops every worker.
     pub fn shutdown(self) {
         for p in self.app.pools.values() {
@@ -282,7 +310,12 @@ fn spec_for(
             .map(str::to_owned)
     };
     let command = match &f.runtime {
-        Runtime::Node(_) => vec![setting("node").unwrap_or_else(|| "node".into()), shims.0.display().to_string()],
+        // The memory setting bounds V8's heap, as Lambda's node runtime does.
+        Runtime::Node(_) => vec![
+            setting("node").unwrap_or_else(|| "node".into()),
+            format!("--max-old-space-size={}", (u64::from(f.memory) * 9 / 10).max(64)),
+            shims.0.display().to_string(),
+        ],
         Runtime::Python(_) => {
             let python = setting("python").or_else(|| std::env::var("FERRY_PYTHON").ok()).unwrap_or_else(|| "python3".into());
             match setting("pythonRuntimeClient").as_deref() {
@@ -376,6 +409,7 @@ fn spec_for(
         timeout: Duration::from_secs(f.timeout.max(1).into()),
         concurrency: opts.concurrency,
         arn: format!("arn:aws:lambda:{region}:123456789012:function:{deployed}"),
+        memory: f.memory,
     })
 }
 
@@ -439,8 +473,11 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
             tokio::spawn(async move { p.warm().await });
         }
     }
+    // API Gateway accepts request bodies up to 10 MB; S3 uploads through the AWS endpoint
+    // may be larger.
     let gw = Router::new()
         .fallback(gateway_handler)
+        .layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024))
         .with_state(app.clone());
     let aws_router = Router::new()
         .route(
@@ -448,6 +485,7 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
             axum::routing::post(lambda_invoke),
         )
         .fallback(aws_api)
+        .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
         .with_state(app.clone());
     let t1 = tokio::spawn(async move {
         let _ = axum::serve(

@@ -32,6 +32,8 @@ pub struct Spec {
     pub concurrency: usize,
     /// `arn:aws:lambda:...` for the invocation header.
     pub arn: String,
+    /// Memory setting in MB (reported; enforced where the runtime allows it).
+    pub memory: u32,
 }
 
 /// What an invocation produced, for the caller to map.
@@ -53,6 +55,7 @@ struct Worker {
     stop: Arc<Notify>,
     alive: Arc<AtomicBool>,
     generation: u64,
+    pid: Option<u32>,
 }
 
 impl Worker {
@@ -173,6 +176,7 @@ impl Pool {
                 });
             }
         }
+        let pid = child.id();
         let alive = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(Notify::new());
         {
@@ -199,6 +203,7 @@ impl Pool {
             stop,
             alive,
             generation: self.generation.load(Ordering::SeqCst),
+            pid,
         })
     }
 
@@ -248,7 +253,17 @@ impl Pool {
             worker.kill();
             return Result::Failed("the worker stopped".into());
         }
+        let started = std::time::Instant::now();
+        self.log.start(&self.name(), &request_id);
         let outcome = tokio::time::timeout(timeout, rx).await;
+        let memory = self.spec.lock().expect("spec lock").memory;
+        self.log.report(
+            &self.name(),
+            &request_id,
+            started.elapsed(),
+            memory,
+            worker.pid.and_then(peak_rss_mb),
+        );
         match outcome {
             Ok(Ok(Outcome::Response(b))) => {
                 self.give_back(worker);
@@ -296,4 +311,12 @@ impl Pool {
             w.kill();
         }
     }
+}
+
+/// The peak resident memory of a process in MB, where the OS tells (Linux `/proc`).
+fn peak_rss_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.div_ceil(1024))
 }

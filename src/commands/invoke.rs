@@ -1,0 +1,110 @@
+//! `ferry invoke <fn>`: one invocation on the local runtime.
+
+use super::{load_options, Exit};
+use crate::cli::Global;
+use crate::output::{color_stderr, print_diags};
+use std::path::PathBuf;
+
+/// `ferry invoke` options.
+pub struct Args {
+    pub function: String,
+    pub data: Option<String>,
+    pub path: Option<PathBuf>,
+    pub event: Option<String>,
+}
+
+/// Runs the command.
+pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    if let Some(p) = g
+        .provider
+        .filter(|p| *p != ferry_core::model::ProviderName::Local)
+    {
+        eprintln!("error: `ferry invoke --provider {p}` is not available yet; without --provider ferry invokes the function locally");
+        return Ok(Exit::UserError);
+    }
+    let loaded = match ferry_core::load(&load_options(g)) {
+        Ok(l) => l,
+        Err(f) => {
+            print_diags(g, &f.diags, &f.sources);
+            return Ok(Exit::UserError);
+        }
+    };
+    let service = loaded.service;
+    if !service.functions.contains_key(&a.function) {
+        let names: Vec<&str> = service.functions.keys().map(String::as_str).collect();
+        let hint = ferry_core::diag::did_you_mean(&a.function, names.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("the functions are {}", names.join(", ")));
+        eprintln!(
+            "error: there is no function `{}`\n  hint: {hint}",
+            a.function
+        );
+        return Ok(Exit::UserError);
+    }
+    let region = service.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let payload = match (&a.data, &a.path, &a.event) {
+        (Some(d), _, _) => d.clone(),
+        (_, Some(p), _) => std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+        (_, _, Some(kind)) => match ferry_local::samples::sample(kind, &region) {
+            Some(e) => e.to_string(),
+            None => {
+                eprintln!(
+                    "error: unknown event kind `{kind}`\n  hint: use one of {}",
+                    ferry_local::samples::KINDS.join(", ")
+                );
+                return Ok(Exit::UserError);
+            }
+        },
+        _ => "{}".to_owned(),
+    };
+    if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+        eprintln!("error: the event is not valid JSON\n  hint: pass a JSON document with --data, --path or --event");
+        return Ok(Exit::UserError);
+    }
+    let cwd = std::env::current_dir()?;
+    let manifest = if loaded.path.is_absolute() {
+        loaded.path.clone()
+    } else {
+        cwd.join(&loaded.path)
+    };
+    let service_dir = manifest.parent().map(PathBuf::from).unwrap_or(cwd);
+    let binaries = super::dev::build_rust(&service, &service_dir)?;
+    let opts = ferry_local::DevOptions {
+        host: "127.0.0.1".into(),
+        port: 0,
+        aws_port: 0,
+        service_dir,
+        concurrency: 1,
+        warm: false,
+        color: color_stderr(g),
+        binaries,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let dev = ferry_local::start(service, opts).await?;
+        let result = dev.invoke(&a.function, payload.into()).await;
+        dev.shutdown();
+        Ok(match result {
+            Some(ferry_local::pool::Result::Ok(b)) => {
+                println!("{}", String::from_utf8_lossy(&b));
+                Exit::Ok
+            }
+            Some(ferry_local::pool::Result::FunctionError(b)) => {
+                println!("{}", String::from_utf8_lossy(&b));
+                Exit::Failure
+            }
+            Some(ferry_local::pool::Result::Timeout) => {
+                eprintln!("error: the function timed out");
+                Exit::Failure
+            }
+            Some(ferry_local::pool::Result::Failed(why)) => {
+                eprintln!("error: {why}");
+                Exit::Failure
+            }
+            None => Exit::UserError,
+        })
+    })
+}
