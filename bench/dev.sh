@@ -269,9 +269,9 @@ def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def family(leader):
+def family(leader, zombies=False):
     """{pid: (starttime, cmd)} of every live descendant of leader or member of its group."""
-    stats = {p: s for p in all_pids() if (s := proc_stat(p)) and s[2] != "Z"}
+    stats = {p: s for p in all_pids() if (s := proc_stat(p)) and (zombies or s[2] != "Z")}
     kids, found, todo = {}, {}, [leader]
     for p, s in stats.items():
         kids.setdefault(s[0], []).append(p)
@@ -429,17 +429,24 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ticks(leader):
-    """{(pid, starttime): (role, utime + stime)} for the server and every worker."""
+    """{(pid, starttime): (role, ticks)} for the server and every worker, zombies included.
+
+    A worker's ticks include those of its own reaped children; the server's reaped children
+    (workers that exited) are a role of their own."""
     out = {}
-    for p in [leader, *family(leader)]:
+    for p in [leader, *family(leader, zombies=True)]:
         try:
             with open(f"/proc/{p}/stat") as f:
                 comm, rest = f.read().rsplit(")", 1)
             rest = rest.split()
         except (OSError, IndexError):
             continue
-        role = "server" if p == leader else comm.split("(", 1)[1]
-        out[(p, int(rest[19]))] = (role, int(rest[11]) + int(rest[12]))
+        own, kids = int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
+        if p == leader:
+            out[(p, int(rest[19]))] = ("server", own)
+            out[("reaped", p)] = ("exited workers", kids)
+        else:
+            out[(p, int(rest[19]))] = (comm.split("(", 1)[1], own + kids)
     return out
 
 
@@ -472,11 +479,15 @@ def wrk(server, path, seconds):
     cpu = {}
     for key, (role, t) in after.items():
         cpu[role] = cpu.get(role, 0) + t - before.get(key, (role, 0))[1]
+    for key, (role, t) in before.items():
+        if key not in after:   # exited and reaped: its ticks moved to the server's children
+            cpu["exited workers"] = cpu.get("exited workers", 0) - t
+    cpu = {k: v for k, v in cpu.items() if v}
     d["cpu_s"] = {k: v / TICK for k, v in cpu.items()}
     # Worker processes that started during the run (each start delays a request); `sh` is
     # the shell that serverless-offline starts each python worker through.
-    d["workers_started"] = sum(1 for k, (role, _) in after.items()
-                               if k not in before and role not in ("server", "sh"))
+    d["workers_started"] = sum(1 for k, (role, _) in after.items() if k not in before
+                               and role not in ("server", "exited workers", "sh"))
     d["cpu_us_per_request"] = sum(cpu.values()) / TICK / max(d["requests"], 1) * 1e6
     # What else ran meanwhile: the machine's busy time less the server's and wrk's, in cores.
     wrk_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -638,12 +649,13 @@ for x in rows:
 if sweep:
     srow = lambda c, d: (c, f"{d['rps']:,.0f}", ms(d["p50_us"]), ms(d["p99_us"]),
                          f"{d['cpu_us_per_request']:.0f} us",
+                         str(d["workers_started"]),
                          str(sum(1 for w in d["workers_after"] if w.startswith("node "))),
                          str(d["errors_total"]), f"{d['other_cores']:.2f} cores")
     srows = [srow(str(c), d["node"]) for c, d in sorted(sweep.items())]
     srows.append(srow("8 (default)", tp["ferry"]["node"]))
-    sh = ("--concurrency", "req/s", "p50", "p99", "CPU/request", "node workers", "errors",
-          "other load")
+    sh = ("--concurrency", "req/s", "p50", "p99", "CPU/request", "worker starts",
+          "node workers", "errors", "other load")
     sw = [max(len(x[i]) for x in srows + [sh]) for i in range(len(sh))]
     fmt = lambda x: "  ".join(f"{v:<{sw[i]}}" for i, v in enumerate(x)).rstrip()
     print(f"\nferry dev --concurrency N, GET /node (wrk -t2 -c10 -d{DURATION}s)")
@@ -652,8 +664,11 @@ if sweep:
     for x in srows:
         print(fmt(x))
 
-print("\nCPU/request: CPU time of the server and its workers per request. other load: CPU that "
-      "other processes\nused during the run, in cores (noise). node workers: alive after the run.")
+print("\np50/p99: wrk's, which corrects for coordinated omission: one stalled request adds "
+      "synthetic samples,\nso a single worker start (seconds under load) can lift p99 a lot. "
+      "CPU/request: CPU time of the server\nand its workers per request. worker starts: worker "
+      "processes started during the timed run. other load:\nCPU that other processes used during "
+      "the run, in cores (noise). node workers: alive after the run.")
 print(f"load average: {start_load:.2f} before (waited {waited:.0f} s), "
       f"{load_at_start[0]:.2f} at the start, {load_at_end[0]:.2f} at the end; {os.cpu_count()} CPUs")
 if problems:

@@ -85,9 +85,9 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         color: color_stderr(g),
         binaries,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // One thread: a request hops gateway → worker's Runtime API server → gateway, and keeping
+    // the hops on one thread avoids a cross-thread wake-up per hop (measured: the bottleneck).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let dev = match ferry_local::start(loaded.service.clone(), opts).await {
             Ok(d) => d,
