@@ -449,11 +449,9 @@ impl ResourceKind {
     }
 }
 
-/// The environment variable ferry injects for a service a function uses, e.g.
-/// `ORDERS_QUEUE_URL` for the queue `orders`.
-pub fn injected_env_name(service: &str, kind: &ResourceKind) -> String {
-    let base: String = service
-        .chars()
+/// A name as it appears in an environment variable: upper-case, other characters as `_`.
+pub fn env_var_part(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_uppercase()
@@ -461,7 +459,19 @@ pub fn injected_env_name(service: &str, kind: &ResourceKind) -> String {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The variable that holds a secret's value for deploys and `ferry dev`
+/// (`db-password` → `FERRY_SECRET_DB_PASSWORD`).
+pub fn secret_value_env(secret: &str) -> String {
+    format!("FERRY_SECRET_{}", env_var_part(secret))
+}
+
+/// The environment variable ferry injects for a service a function uses, e.g.
+/// `ORDERS_QUEUE_URL` for the queue `orders`.
+pub fn injected_env_name(service: &str, kind: &ResourceKind) -> String {
+    let base = env_var_part(service);
     let suffix = match kind {
         ResourceKind::Queue { .. } => "QUEUE_URL",
         ResourceKind::Bucket { .. } => "BUCKET_NAME",

@@ -39,17 +39,7 @@ pub fn secrets_from_env(service: &Service) -> SecretValues {
         .iter()
         .filter(|(_, s)| matches!(s.kind, ResourceKind::Secret { .. }))
         .filter_map(|(name, _)| {
-            let var: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            std::env::var(format!("FERRY_SECRET_{var}"))
+            std::env::var(ferry_core::model::secret_value_env(name))
                 .ok()
                 .map(|v| (name.clone(), v))
         })

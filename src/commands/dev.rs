@@ -1,8 +1,8 @@
 //! `ferry dev`: the service on 127.0.0.1, with hot reload.
 
-use super::{load_options, Exit};
+use super::Exit;
 use crate::cli::Global;
-use crate::output::{color_stderr, print_diags};
+use crate::output::color_stderr;
 use ferry_core::model::{Architecture, Runtime};
 use ferry_local::DevOptions;
 use std::collections::BTreeMap;
@@ -53,21 +53,10 @@ pub fn build_rust(
 
 /// Runs the command.
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
-    let loaded = match ferry_core::load(&load_options(g)) {
-        Ok(l) => l,
-        Err(f) => {
-            print_diags(g, &f.diags, &f.sources);
-            return Ok(Exit::UserError);
-        }
+    let (loaded, service_dir) = match super::load_service(g)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
-    print_diags(g, &loaded.warnings, &loaded.sources);
-    let cwd = std::env::current_dir()?;
-    let manifest = if loaded.path.is_absolute() {
-        loaded.path.clone()
-    } else {
-        cwd.join(&loaded.path)
-    };
-    let service_dir = manifest.parent().map(PathBuf::from).unwrap_or(cwd);
     let binaries = match build_rust(&loaded.service, &service_dir) {
         Ok(b) => b,
         Err(e) => {
@@ -87,7 +76,9 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     };
     // One thread: a request hops gateway → worker's Runtime API server → gateway, and keeping
     // the hops on one thread avoids a cross-thread wake-up per hop (measured: the bottleneck).
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let dev = match ferry_local::start(loaded.service.clone(), opts).await {
             Ok(d) => d,

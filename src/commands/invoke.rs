@@ -1,8 +1,8 @@
 //! `ferry invoke <fn>`: one invocation on the local runtime.
 
-use super::{load_options, Exit};
+use super::Exit;
 use crate::cli::Global;
-use crate::output::{color_stderr, print_diags};
+use crate::output::color_stderr;
 use std::path::PathBuf;
 
 /// `ferry invoke` options.
@@ -22,12 +22,9 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         eprintln!("error: `ferry invoke --provider {p}` is not available yet; without --provider ferry invokes the function locally");
         return Ok(Exit::UserError);
     }
-    let loaded = match ferry_core::load(&load_options(g)) {
-        Ok(l) => l,
-        Err(f) => {
-            print_diags(g, &f.diags, &f.sources);
-            return Ok(Exit::UserError);
-        }
+    let (loaded, service_dir) = match super::load_service(g)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
     let service = loaded.service;
     if !service.functions.contains_key(&a.function) {
@@ -62,13 +59,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         eprintln!("error: the event is not valid JSON\n  hint: pass a JSON document with --data, --path or --event");
         return Ok(Exit::UserError);
     }
-    let cwd = std::env::current_dir()?;
-    let manifest = if loaded.path.is_absolute() {
-        loaded.path.clone()
-    } else {
-        cwd.join(&loaded.path)
-    };
-    let service_dir = manifest.parent().map(PathBuf::from).unwrap_or(cwd);
+
     let binaries = super::dev::build_rust(&service, &service_dir)?;
     let opts = ferry_local::DevOptions {
         host: "127.0.0.1".into(),

@@ -51,3 +51,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// Loads the manifest for a command that works in the service's folder: prints warnings
+/// (or the errors, returning the exit code), and returns the model and that folder.
+pub fn load_service(
+    g: &Global,
+) -> anyhow::Result<Result<(ferry_core::Loaded, std::path::PathBuf), Exit>> {
+    let loaded = match ferry_core::load(&load_options(g)) {
+        Ok(l) => l,
+        Err(f) => {
+            crate::output::print_diags(g, &f.diags, &f.sources);
+            return Ok(Err(Exit::UserError));
+        }
+    };
+    crate::output::print_diags(g, &loaded.warnings, &loaded.sources);
+    let cwd = std::env::current_dir()?;
+    let manifest = if loaded.path.is_absolute() {
+        loaded.path.clone()
+    } else {
+        cwd.join(&loaded.path)
+    };
+    let dir = manifest
+        .parent()
+        .map(std::path::PathBuf::from)
+        .unwrap_or(cwd);
+    Ok(Ok((loaded, dir)))
+}

@@ -1,8 +1,8 @@
 //! `ferry package`.
 
-use super::{load_options, Exit};
+use super::Exit;
 use crate::cli::{Format, Global};
-use crate::output::{color_stderr, print_diags};
+use crate::output::color_stderr;
 use ferry_core::package::{self, PackageOptions, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -25,21 +25,11 @@ impl Progress for Bar {
 
 /// Runs the command.
 pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::Result<Exit> {
-    let loaded = match ferry_core::load(&load_options(g)) {
-        Ok(l) => l,
-        Err(f) => {
-            print_diags(g, &f.diags, &f.sources);
-            return Ok(Exit::UserError);
-        }
+    let (loaded, service_dir) = match super::load_service(g)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
-    print_diags(g, &loaded.warnings, &loaded.sources);
     let cwd = std::env::current_dir()?;
-    let manifest = if loaded.path.is_absolute() {
-        loaded.path.clone()
-    } else {
-        cwd.join(&loaded.path)
-    };
-    let service_dir = manifest.parent().map(PathBuf::from).unwrap_or(cwd.clone());
     let mut opts = PackageOptions::new(&service_dir, &loaded.service.stage);
     if let Some(o) = out {
         opts.out_dir = if o.is_absolute() { o } else { cwd.join(o) };

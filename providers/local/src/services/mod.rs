@@ -66,20 +66,9 @@ pub fn physical(service: &str, stage: &str, name: &str) -> String {
     format!("{service}-{stage}-{name}")
 }
 
-/// The environment variable that holds a secret's value (`FERRY_SECRET_API_TOKEN` for the
-/// secret `api-token`), shared with deploys.
+/// The environment variable that holds a secret's value, shared with deploys.
 pub fn secret_env(service_name: &str) -> String {
-    let base: String = service_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("FERRY_SECRET_{base}")
+    ferry_core::model::secret_value_env(service_name)
 }
 
 /// A secret's local value: from its `FERRY_SECRET_*` variable, else a placeholder.
