@@ -5,7 +5,8 @@
 # One generated service folder: a Serverless Framework v3 serverless.yml that both tools read,
 # with a node function (nodejs20.x, GET /node) and a python function (python3.12, GET /py),
 # each returning {statusCode: 200, body: '{"hello":"world"}'}. For each tool and route:
-#   throughput  wrk -t2 -c10 -d10s --latency, after a 3 s warm-up: requests/s, p50, p99
+#   throughput  wrk -t2 -c10 -d10s --latency, after a 3 s warm-up (and 2 rounds of 10
+#               requests at once, run to the end): requests/s, p50, p99
 #   first 200   time from starting the server to the first 200 on the route (a poller that
 #               retries every 5 ms, started with the server); a fresh server per sample
 # and, for ferry only, GET /node throughput with `--concurrency 1`, `2` and `4` (the default
@@ -505,6 +506,18 @@ def counts(cmds):
     return ", ".join(f"{v} {k}" for k, v in sorted(n.items())) or "none"
 
 
+def settle(server, path, n=10, rounds=2):
+    """n requests at once, run to the end, `rounds` times.
+
+    wrk ends every run, the warm-up too, with requests in flight. ferry dev drops a worker
+    whose client went away, so without this the timed run would start with too few warm
+    workers and time their starts. Complete requests from n clients fill the pool again."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(n) as ex:
+        for _ in range(rounds):
+            list(ex.map(lambda _: server.get(path), range(n)))
+
+
 def throughput(tool, routes, extra=()):
     s = Server(tool, extra)
     for path in routes.values():
@@ -513,6 +526,7 @@ def throughput(tool, routes, extra=()):
     for name, path in routes.items():
         if WARMUP > 0:
             wrk(s, path, WARMUP)
+        settle(s, path)
         load = load1()
         d = wrk(s, path, DURATION)
         d["load1_before"] = load
@@ -585,7 +599,8 @@ for i in range(STARTUP_RUNS):
         f"{NAMES[t]} /{r} {startup[t][r][-1] * 1000:.0f} ms" for t in TOOLS for r in ROUTES))
 
 # ------------------------------------------------------------------ throughput
-log(f"throughput: wrk -t2 -c10 -d{DURATION}s --latency after a {WARMUP} s warm-up")
+log(f"throughput: wrk -t2 -c10 -d{DURATION}s --latency after a {WARMUP} s warm-up and 2 rounds "
+    f"of 10 requests at once")
 tp = {tool: throughput(tool, ROUTES) for tool in TOOLS}
 
 sweep = {}
