@@ -309,7 +309,7 @@ fn queues_buckets_topics_and_secrets_with_boto3() {
     write(
         &d.join("serverless.yaml"),
         &format!(
-            "service: svc\nprovider:\n  runtime: python3.12\n  environment:\n    OUT: {out}\n  local:\n    python: {py}\nservices:\n  jobs: {{ type: queue, visibilityTimeout: 1, deadLetter: {{ maxReceives: 2 }} }}\n  files: {{ type: bucket }}\n  news: {{ type: topic }}\n  token: {{ type: secret }}\nfunctions:\n  send:\n    handler: app.send\n    uses: [jobs, token]\n    triggers:\n      - http: POST /send\n  work:\n    handler: app.work\n    triggers:\n      - queue: jobs\n        batchSize: 5\n  onfile:\n    handler: app.onfile\n    triggers:\n      - storage: {{ bucket: files, events: [created, removed], prefix: in/ }}\n  onnews:\n    handler: app.onnews\n    triggers:\n      - topic: news\n",
+            "service: svc\nprovider:\n  runtime: python3.12\n  environment:\n    OUT: {out}\n  local:\n    python: {py}\nservices:\n  jobs: {{ type: queue, visibilityTimeout: 1, deadLetter: {{ maxReceives: 2 }} }}\n  files: {{ type: bucket }}\n  news: {{ type: topic }}\n  token: {{ type: secret }}\n  items: {{ type: table, key: {{ partition: id, sort: ts }} }}\nfunctions:\n  send:\n    handler: app.send\n    uses: [jobs, token, items]\n    triggers:\n      - http: POST /send\n  work:\n    handler: app.work\n    triggers:\n      - queue: jobs\n        batchSize: 5\n  onfile:\n    handler: app.onfile\n    triggers:\n      - storage: {{ bucket: files, events: [created, removed], prefix: in/ }}\n  onnews:\n    handler: app.onnews\n    triggers:\n      - topic: news\n",
             out = out.display(),
             py = test_python()
         ),
@@ -326,6 +326,7 @@ def send(event, context):
     url = os.environ["JOBS_QUEUE_URL"]
     sqs.send_message(QueueUrl=url, MessageBody=event["body"])
     token = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["TOKEN_SECRET_ARN"])["SecretString"]
+    boto3.client("dynamodb").put_item(TableName=os.environ["ITEMS_TABLE_NAME"], Item={"id": {"S": "job"}, "ts": {"N": "2"}, "body": {"S": event["body"]}})
     return {"statusCode": 202, "body": json.dumps({"queued": True, "token": token})}
 def work(event, context):
     failures = []
@@ -392,6 +393,11 @@ deadline = time.time() + 20
 while not got and time.time() < deadline:
     got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
     time.sleep(0.2)
+ddb = boto3.client("dynamodb", **kw)
+ddb.put_item(TableName="svc-dev-items", Item={{"id": {{"S": "job"}}, "ts": {{"N": "10"}}, "body": {{"S": "later"}}}})
+q = ddb.query(TableName="svc-dev-items", KeyConditionExpression="id = :i AND ts >= :t", ExpressionAttributeValues={{":i": {{"S": "job"}}, ":t": {{"N": "2"}}}})
+assert [i["body"]["S"] for i in q["Items"]] == ["from-http", "later"], q["Items"]
+assert ddb.get_item(TableName="svc-dev-items", Key={{"id": {{"S": "job"}}, "ts": {{"N": "2"}}}})["Item"]["body"]["S"] == "from-http"
 print([m["Body"] for m in got])
 "#,
         aws = dev.aws

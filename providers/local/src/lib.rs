@@ -239,6 +239,9 @@ impl Dev {
                 b.dir.display()
             ));
         }
+        for t in self.app.services.tables.keys() {
+            out.push_str(&format!("    table   {t} (in memory)\n"));
+        }
         for t in self.app.services.topics.keys() {
             out.push_str(&format!("    topic   {t}\n"));
         }
@@ -837,7 +840,17 @@ fn build_services(
                     format!("arn:aws:secretsmanager:{region}:123456789012:secret:{p}"),
                 );
             }
-            ResourceKind::Table { .. } => {}
+            ResourceKind::Table { partition, sort } => {
+                let p = phys(name);
+                s.tables.insert(
+                    p.clone(),
+                    Arc::new(services::table::Table::new(
+                        p,
+                        partition.clone(),
+                        sort.clone(),
+                    )),
+                );
+            }
         }
     }
     for (f, def) in &service.functions {

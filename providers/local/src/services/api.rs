@@ -22,6 +22,21 @@ pub async fn handle(
         if let Some(op) = target.strip_prefix("AmazonSQS.") {
             return sqs(s, op, &body);
         }
+        if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
+            let req: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+            let (status, v) = match super::table::handle(&s.tables, op, &req) {
+                Ok(v) => (200, v),
+                Err((ty, message)) => (
+                    400,
+                    json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{ty}"), "message": message }),
+                ),
+            };
+            return Response::builder()
+                .status(status)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(Body::from(v.to_string()))
+                .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response());
+        }
         if target == "secretsmanager.GetSecretValue" {
             return get_secret(s, &body);
         }

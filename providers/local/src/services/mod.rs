@@ -6,6 +6,7 @@ pub mod api;
 pub mod queue;
 pub mod schedule;
 pub mod storage;
+pub mod table;
 
 use crate::pool::Pool;
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub struct Services {
     pub buckets: BTreeMap<String, Arc<storage::Bucket>>,
     /// Topics by ARN.
     pub topics: BTreeMap<String, Arc<Topic>>,
+    /// Tables by physical name.
+    pub tables: BTreeMap<String, Arc<table::Table>>,
     /// Secrets: physical name → ARN.
     pub secrets: BTreeMap<String, String>,
     /// Region for events and ARNs.
