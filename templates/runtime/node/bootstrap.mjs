@@ -11,7 +11,7 @@
 //
 // The file is embedded in the ferry binary and must stay template-safe (see the README).
 
-import http from 'node:http';
+import net from 'node:net';
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -33,9 +33,6 @@ const LOG_STREAM = env.AWS_LAMBDA_LOG_STREAM_NAME;
 
 const [HOST, PORT] = splitAddress(env.AWS_LAMBDA_RUNTIME_API);
 
-// One kept-alive connection for the whole life of the worker; idle sockets are unref'd by the
-// agent, so they never keep the event loop (and so 'beforeExit') from happening.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
 
 // --- errors ---------------------------------------------------------------------------------
 
@@ -122,34 +119,105 @@ function splitAddress(address) {
   return [host.replace(/^\[(.*)\]$/, '$1'), port];
 }
 
-// A request on the kept-alive connection. A stale connection (closed by the server while idle)
-// fails with ECONNRESET/EPIPE on reuse before anything was processed: retry once on a new one.
-function request(method, urlPath, body, headers, retried = false) {
+// The Runtime API client: one kept-alive TCP connection and a minimal HTTP/1.1 exchange
+// (request line, headers, Content-Length or chunked body). Node's `http` client costs several
+// hundred microseconds of CPU per exchange, and every invocation needs two (`GET /next`,
+// `POST /response`); AWS's own Node client avoids it with a native addon. The socket is unref'd
+// while idle, so it never keeps the event loop (and so 'beforeExit') from happening.
+let conn = null; // { socket, buffer, waiter }
+
+function connect() {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { agent, host: HOST, port: PORT, method, path: urlPath, headers },
-      (res) => {
-        const chunks = [];
-        res.on('data', (chunk) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode,
-            headers: res.headers,
-            body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
-          }),
-        );
-      },
-    );
-    req.on('error', (err) => {
-      if (!retried && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-        resolve(request(method, urlPath, body, headers, true));
-      } else {
-        reject(err);
-      }
+    const socket = net.createConnection({ host: HOST, port: PORT });
+    socket.setNoDelay(true);
+    const c = { socket, buffer: Buffer.alloc(0), waiter: null, closed: false };
+    socket.on('data', (chunk) => {
+      c.buffer = c.buffer.length === 0 ? chunk : Buffer.concat([c.buffer, chunk]);
+      if (c.waiter) c.waiter();
     });
-    req.end(body);
+    const gone = (err) => {
+      c.closed = true;
+      if (conn === c) conn = null;
+      if (c.waiter) c.waiter(err ?? new Error('the Runtime API closed the connection'));
+    };
+    socket.on('close', () => gone());
+    socket.on('error', (err) => gone(err));
+    socket.once('connect', () => resolve(c));
+    socket.once('error', reject);
   });
+}
+
+// Parses one response at the start of `buf`; null when more bytes are needed.
+function parseResponse(buf) {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const head = buf.toString('latin1', 0, end).split('\r\n');
+  const status = Number(head[0].split(' ')[1]);
+  const headers = {};
+  for (let i = 1; i < head.length; i++) {
+    const colon = head[i].indexOf(':');
+    if (colon > 0) headers[head[i].slice(0, colon).trim().toLowerCase()] = head[i].slice(colon + 1).trim();
+  }
+  let pos = end + 4;
+  if (headers['transfer-encoding'] && headers['transfer-encoding'].includes('chunked')) {
+    const parts = [];
+    for (;;) {
+      const lineEnd = buf.indexOf('\r\n', pos);
+      if (lineEnd < 0) return null;
+      const size = parseInt(buf.toString('latin1', pos, lineEnd), 16);
+      if (buf.length < lineEnd + 2 + size + 2) return null;
+      if (size === 0) return { status, headers, body: Buffer.concat(parts), rest: buf.subarray(lineEnd + 4) };
+      parts.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
+      pos = lineEnd + 2 + size + 2;
+    }
+  }
+  const length = Number(headers['content-length'] ?? 0);
+  if (buf.length < pos + length) return null;
+  return { status, headers, body: buf.subarray(pos, pos + length), rest: buf.subarray(pos + length) };
+}
+
+async function exchange(c, method, urlPath, body, headers) {
+  let head = `${method} ${urlPath} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\n`;
+  for (const [k, v] of Object.entries(headers ?? {})) head += `${k}: ${v}\r\n`;
+  if (body === undefined) head += '\r\n';
+  else if (headers?.['Content-Length'] === undefined) head += `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  else head += '\r\n';
+  c.socket.ref();
+  c.socket.write(body === undefined ? head : head + body);
+  try {
+    for (;;) {
+      const res = parseResponse(c.buffer);
+      if (res) {
+        c.buffer = res.rest;
+        return res;
+      }
+      if (c.closed) throw new Error('the Runtime API closed the connection');
+      await new Promise((resolve, reject) => {
+        c.waiter = (err) => {
+          c.waiter = null;
+          if (err) reject(err);
+          else resolve();
+        };
+      });
+    }
+  } finally {
+    if (!c.closed) c.socket.unref();
+  }
+}
+
+// A request on the kept-alive connection. A stale connection (closed by the server while idle)
+// fails on reuse before anything was processed: retry once on a new one.
+async function request(method, urlPath, body, headers) {
+  const reused = conn !== null;
+  if (!conn) conn = await connect();
+  try {
+    return await exchange(conn, method, urlPath, body, headers);
+  } catch (err) {
+    conn = null;
+    if (!reused) throw err;
+    conn = await connect();
+    return exchange(conn, method, urlPath, body, headers);
+  }
 }
 
 async function post(urlPath, json, errorType) {
