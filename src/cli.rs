@@ -126,9 +126,9 @@ pub enum Command {
         /// Port of the AWS API endpoints (Lambda Invoke) [default: a free port]
         #[arg(long, default_value_t = 0)]
         aws_port: u16,
-        /// Most concurrent workers per function
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
+        /// Most concurrent workers per function [default: twice the CPUs, at most 8]
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// Do not restart workers when files change
         #[arg(long)]
         no_watch: bool,

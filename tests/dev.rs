@@ -167,13 +167,13 @@ fn scratch() -> tempfile::TempDir {
     write(
         &d.join("serverless.yaml"),
         &format!(
-            "service: scratch\nprovider:\n  runtime: python3.12\n  timeout: 2\n  local:\n    python: {py}\n    pythonRuntimeClient: awslambdaric\nfunctions:\n  ric:\n    handler: app.hello\n    triggers:\n      - http: GET /ric\n  slow:\n    handler: app.slow\n    triggers:\n      - http: GET /slow\n  crash:\n    handler: app.crash\n    triggers:\n      - http: GET /crash\n  boom:\n    handler: app.boom\n    triggers:\n      - http: GET /boom\n  broken:\n    handler: missing.fn\n    triggers:\n      - http: GET /broken\n",
+            "service: scratch\nprovider:\n  runtime: python3.12\n  timeout: 2\n  local:\n    python: {py}\n    pythonRuntimeClient: awslambdaric\nfunctions:\n  ric:\n    handler: app.hello\n    triggers:\n      - http: GET /ric\n  slow:\n    handler: app.slow\n    triggers:\n      - http: GET /slow\n  crash:\n    handler: app.crash\n    triggers:\n      - http: GET /crash\n  boom:\n    handler: app.boom\n    triggers:\n      - http: GET /boom\n  broken:\n    handler: missing.fn\n    triggers:\n      - http: GET /broken\n  pause:\n    handler: app.pause\n    triggers:\n      - http: GET /pause\n",
             py = test_python()
         ),
     );
     write(
         &d.join("app.py"),
-        "import os, time\nCOUNT = 0\ndef hello(event, context):\n    global COUNT\n    COUNT += 1\n    return {'statusCode': 200, 'body': f\"v1 {COUNT} {context.function_name} {event['rawPath']}\"}\ndef slow(event, context):\n    time.sleep(30)\ndef crash(event, context):\n    os._exit(3)\ndef boom(event, context):\n    raise ValueError('nope')\n",
+        "import os, time\nCOUNT = 0\ndef hello(event, context):\n    global COUNT\n    COUNT += 1\n    return {'statusCode': 200, 'body': f\"v1 {COUNT} {context.function_name} {event['rawPath']}\"}\ndef slow(event, context):\n    time.sleep(30)\ndef crash(event, context):\n    os._exit(3)\ndef boom(event, context):\n    raise ValueError('nope')\nPAUSES = 0\ndef pause(event, context):\n    global PAUSES\n    PAUSES += 1\n    time.sleep(0.5)\n    return {'statusCode': 200, 'body': str(PAUSES)}\n",
     );
     dir
 }
@@ -238,6 +238,25 @@ fn awslambdaric_failures_and_hot_reload() {
             .unwrap()
             .status(),
         502
+    );
+    // A client that hangs up mid-request does not cost the warm worker: the invocation
+    // finishes, and the next request is served by the same process (its counter is at 2).
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    assert!(impatient
+        .get(format!("{}/pause", d.gateway))
+        .send()
+        .is_err());
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        c.get(format!("{}/pause", d.gateway))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "2"
     );
     // Hot reload: change the code, the next request runs it.
     let app = svc.path().join("app.py");

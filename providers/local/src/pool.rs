@@ -208,7 +208,17 @@ impl Pool {
     }
 
     /// Runs one invocation.
-    pub async fn invoke(&self, payload: Bytes, request_id: String) -> Result {
+    pub async fn invoke(self: &Arc<Self>, payload: Bytes, request_id: String) -> Result {
+        // The invocation runs in its own task: a caller that goes away (a client that hangs
+        // up) must not cancel it halfway and lose the warm worker.
+        let pool = self.clone();
+        match tokio::spawn(async move { pool.run(payload, request_id).await }).await {
+            Ok(r) => r,
+            Err(e) => Result::Failed(format!("the invocation task failed: {e}")),
+        }
+    }
+
+    async fn run(&self, payload: Bytes, request_id: String) -> Result {
         let Ok(_permit) = self.permits.acquire().await else {
             return Result::Failed("shutting down".into());
         };

@@ -15,6 +15,7 @@ The file is embedded in the ferry binary and must stay template-safe (see the RE
 """
 
 import http.client
+import socket
 import importlib
 import json
 import logging
@@ -55,36 +56,117 @@ class FaultException(Exception):
 # --- the Runtime API client ----------------------------------------------------------------
 
 
+class _Headers(dict):
+    """Response headers, looked up without regard to case."""
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+
+class _Response(object):
+    __slots__ = ("status", "headers")
+
+    def __init__(self, status, headers):
+        self.status = status
+        self.headers = headers
+
+
 class RuntimeClient:
-    """One persistent HTTP/1.1 connection to the Runtime API, reopened when it drops."""
+    """One persistent HTTP/1.1 connection to the Runtime API, reopened when it drops.
+
+    A minimal exchange on a plain socket (request line, headers, Content-Length or chunked
+    body): http.client costs several hundred microseconds per exchange, and every invocation
+    needs two (GET /next, POST /response)."""
 
     def __init__(self, address):
         self.address = address
-        self._conn = None
+        host, _, port = address.rpartition(":")
+        self._hostport = (host.strip("[]") or "127.0.0.1", int(port or 80))
+        self._sock = None
+        self._buf = b""
         self._reused = False
 
-    def _request(self, method, path, body=None, headers=None):
-        while True:
-            if self._conn is None:
-                # No timeout: GET /next is a long poll that lasts until an event arrives.
-                self._conn = http.client.HTTPConnection(self.address)
-                self._reused = False
-            conn, reused = self._conn, self._reused
+    def _close(self):
+        if self._sock is not None:
             try:
-                conn.request(method, path, body, headers or {})
-                response = conn.getresponse()
-                data = response.read()
-            except (ConnectionError, http.client.HTTPException):
-                conn.close()
-                self._conn = None
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._buf = b""
+
+    def _fill(self):
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the Runtime API closed the connection")
+        self._buf += chunk
+
+    def _read_response(self):
+        while True:
+            end = self._buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            self._fill()
+        lines = self._buf[:end].decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = _Headers()
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        pos = end + 4
+        if "chunked" in headers.get("transfer-encoding", ""):
+            parts = []
+            while True:
+                line_end = self._buf.find(b"\r\n", pos)
+                while line_end < 0:
+                    self._fill()
+                    line_end = self._buf.find(b"\r\n", pos)
+                size = int(self._buf[pos:line_end].split(b";")[0], 16)
+                while len(self._buf) < line_end + 2 + size + 2:
+                    self._fill()
+                if size == 0:
+                    self._buf = self._buf[line_end + 4:]
+                    return status, headers, b"".join(parts)
+                parts.append(self._buf[line_end + 2:line_end + 2 + size])
+                pos = line_end + 2 + size + 2
+        length = int(headers.get("content-length", "0") or 0)
+        while len(self._buf) < pos + length:
+            self._fill()
+        body = self._buf[pos:pos + length]
+        self._buf = self._buf[pos + length:]
+        return status, headers, body
+
+    def _request(self, method, path, body=None, headers=None):
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        head = [method, " ", path, " HTTP/1.1\r\nHost: ", self.address, "\r\n"]
+        for name, value in (headers or {}).items():
+            head += [name, ": ", value, "\r\n"]
+        if body is not None:
+            head += ["Content-Length: ", str(len(body)), "\r\n"]
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1") + (body or b"")
+        while True:
+            if self._sock is None:
+                # No timeout: GET /next is a long poll that lasts until an event arrives.
+                self._sock = socket.create_connection(self._hostport)
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._reused = False
+            reused = self._reused
+            try:
+                self._sock.sendall(data)
+                status, response_headers, payload = self._read_response()
+            except (OSError, ValueError, IndexError) as e:
+                self._close()
                 # A kept-alive connection the server closed while it sat idle fails before the
                 # request was processed: retry once on a new connection. A new one that fails
                 # means the Runtime API is gone.
                 if reused:
                     continue
-                raise
+                raise ConnectionError(str(e))
             self._reused = True
-            return response, data
+            return _Response(status, response_headers), payload
 
     def next(self):
         response, body = self._request("GET", API + "/invocation/next")
