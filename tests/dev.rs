@@ -181,7 +181,8 @@ fn scratch() -> tempfile::TempDir {
 #[test]
 fn awslambdaric_failures_and_hot_reload() {
     let svc = scratch();
-    let d = dev(svc.path(), &[]);
+    // One worker: the hang-up check below needs the next request to reach the same process.
+    let d = dev(svc.path(), &["--concurrency", "1"]);
     let c = client();
     // AWS's own Python runtime interface client, no shim; one warm process.
     let t = c
