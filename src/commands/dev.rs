@@ -109,14 +109,13 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                         changed.push(p);
                     }
                     let shown = changed[0].strip_prefix(&service_dir).unwrap_or(&changed[0]).display().to_string();
-                    let binaries = match build_rust(&loaded.service, &service_dir) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            eprintln!("ferry: rebuild failed, keeping the running workers: {e}");
-                            continue;
-                        }
-                    };
-                    dev.reload(&binaries);
+                    // Rust functions are rebuilt in place first; a failed build keeps the
+                    // running workers.
+                    if let Err(e) = build_rust(&loaded.service, &service_dir) {
+                        eprintln!("ferry: rebuild failed, keeping the running workers: {e}");
+                        continue;
+                    }
+                    dev.reload();
                     eprintln!("ferry: {shown} changed; workers restart on the next request");
                 }
             }

@@ -26,7 +26,6 @@ use pool::{Pool, Spec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,7 +173,6 @@ struct App {
     pools: BTreeMap<String, Arc<Pool>>,
     table: routes::Table<Arc<HttpTarget>>,
     domain: String,
-    counter: AtomicU64,
 }
 
 /// A running local runtime.
@@ -265,9 +263,10 @@ impl Dev {
     }
 
     /// Retires every worker so that the next request runs the current code.
-    pub fn reload(&self, binaries: &BTreeMap<String, PathBuf>) {
-        for (name, p) in &self.app.pools {
-            let _ = binaries.get(name);
+    /// Rebuilt rust binaries replace the files the workers were started from, so the specs
+    /// stay as they are.
+    pub fn reload(&self) {
+        for p in self.app.pools.values() {
             p.reload(None);
         }
     }
@@ -468,7 +467,6 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
         pools,
         table: routes::Table::new(routes),
         domain: gateway.to_string(),
-        counter: AtomicU64::new(0),
     });
     if opts.warm {
         for p in app.pools.values() {
@@ -510,11 +508,8 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
     })
 }
 
-fn request_id(app: &App) -> String {
-    let n = app.counter.fetch_add(1, Ordering::Relaxed);
-    let r = uuid::Uuid::new_v4();
-    let _ = n;
-    r.to_string()
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn to_response(r: events::Response, cors: bool) -> Response {
@@ -603,7 +598,7 @@ async fn gateway_handler(
         resource: route.template.clone(),
         params,
     };
-    let id = request_id(&app);
+    let id = request_id();
     let event = events::request_event(target.trigger.payload, &req, &matched, &id);
     let pool = &app.pools[&target.function];
     let result = pool.invoke(Bytes::from(event.to_string()), id).await;
@@ -657,7 +652,7 @@ async fn lambda_invoke(
     } else {
         body
     };
-    let id = request_id(&app);
+    let id = request_id();
     let kind = headers
         .get("x-amz-invocation-type")
         .and_then(|v| v.to_str().ok())
