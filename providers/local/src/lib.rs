@@ -469,10 +469,25 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
         domain: gateway.to_string(),
     });
     if opts.warm {
-        for p in app.pools.values() {
-            let p = p.clone();
-            tokio::spawn(async move { p.warm().await });
-        }
+        // One at a time, functions with http triggers first: on a small machine, starting
+        // every interpreter at once delays the first response of each.
+        let mut order: Vec<(bool, Arc<Pool>)> = app
+            .service
+            .functions
+            .iter()
+            .map(|(n, f)| {
+                (
+                    !f.triggers.iter().any(|t| matches!(t, Trigger::Http(_))),
+                    app.pools[n].clone(),
+                )
+            })
+            .collect();
+        order.sort_by_key(|(not_http, _)| *not_http);
+        tokio::spawn(async move {
+            for (_, p) in order {
+                p.warm().await;
+            }
+        });
     }
     // API Gateway accepts request bodies up to 10 MB; S3 uploads through the AWS endpoint
     // may be larger.

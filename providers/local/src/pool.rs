@@ -95,9 +95,12 @@ impl Pool {
     }
 
     /// Starts one worker ahead of the first request, so the first response is fast.
+    /// Returns once the worker has finished its init (or failed, or 10 s passed).
     pub async fn warm(self: &Arc<Self>) {
         if let Ok(w) = self.spawn().await {
+            let shared = w.shared.clone();
             self.idle.lock().expect("idle lock").push(w);
+            let _ = tokio::time::timeout(Duration::from_secs(10), shared.ready.notified()).await;
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Shared {
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     /// The body of `/init/error`, once posted: every later invocation fails with it.
     init_error: Mutex<Option<Bytes>>,
+    /// Signalled when the worker first asks for an invocation (its init is done).
+    pub ready: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -57,6 +59,7 @@ impl Shared {
                 next: tokio::sync::Mutex::new(rx),
                 pending: Mutex::new(HashMap::new()),
                 init_error: Mutex::new(None),
+                ready: tokio::sync::Notify::new(),
             }),
             tx,
         )
@@ -113,6 +116,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn next(State(s): State<Arc<Shared>>) -> Response {
+    s.ready.notify_one();
     // Long poll: held until the pool hands this worker an invocation.
     let inv = { s.next.lock().await.recv().await };
     let Some(inv) = inv else {
