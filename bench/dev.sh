@@ -42,23 +42,8 @@ RESULTS="$BENCH_DIR/results"
 OSLS_VERSION="4.3.1"
 OFFLINE_VERSION="14.8.2"
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
-
-# apt-get install, running `apt-get update` only if the first attempt fails.
-apt_install() {
-    local pkg="$1"
-    log "installing $pkg with apt-get"
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "$pkg" >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get update >/dev/null \
-            || die "apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "$pkg" >/dev/null \
-            || die "could not install $pkg"
-    fi
-}
+# log, die, apt_install: shared by every benchmark script.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- prerequisites
 command -v python3 >/dev/null || die "python3 is required"
