@@ -46,10 +46,24 @@ pub fn secrets_from_env(service: &Service) -> SecretValues {
         .collect()
 }
 
+/// Everything a plan or an apply needs, made once: the model, the provider, the state backend
+/// (the same one `ferry state` uses), the secret values and the artifacts.
 struct Ready {
     service: Service,
-    root: std::path::PathBuf,
     provider: Box<dyn Provider>,
+    backend: engine::LocalBackend,
+    secrets: SecretValues,
+    artifacts: Artifacts,
+}
+
+impl Ready {
+    fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            service: &self.service,
+            artifacts: &self.artifacts,
+            secrets: &self.secrets,
+        }
+    }
 }
 
 fn prepare(g: &Global) -> Result<Ready, Exit> {
@@ -61,16 +75,14 @@ fn prepare(g: &Global) -> Result<Ready, Exit> {
         );
         return Err(Exit::Failure);
     };
-    let root = backend
-        .path()
-        .ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let secrets = secrets_from_env(&service);
+    // Packages are built by the packaging step; until it is wired in, plans carry none.
     Ok(Ready {
         service,
-        root,
         provider,
+        backend,
+        secrets,
+        artifacts: Artifacts::default(),
     })
 }
 
@@ -110,25 +122,11 @@ fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Resu
         Ok(r) => r,
         Err(code) => return Ok(Err(code)),
     };
-    let secrets = secrets_from_env(&r.service);
-    // Packages are built by the packaging step; until it is wired in, plans carry none.
-    let artifacts = Artifacts::default();
-    let inputs = Inputs {
-        service: &r.service,
-        artifacts: &artifacts,
-        secrets: &secrets,
-    };
-    let backend = engine::LocalBackend::new(
-        &r.root,
-        &r.service.service,
-        &r.service.stage,
-        r.provider.name(),
-    );
     let progress = Progress { quiet: g.quiet };
     let made = runtime()?.block_on(engine::plan(
         r.provider.as_ref(),
-        &inputs,
-        &backend,
+        &r.inputs(),
+        &r.backend,
         &plan_options(args, destroy),
         &progress,
     ));
@@ -170,19 +168,7 @@ fn apply(
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let secrets = secrets_from_env(&r.service);
-    let artifacts = Artifacts::default();
-    let inputs = Inputs {
-        service: &r.service,
-        artifacts: &artifacts,
-        secrets: &secrets,
-    };
-    let backend = engine::LocalBackend::new(
-        &r.root,
-        &r.service.service,
-        &r.service.stage,
-        r.provider.name(),
-    );
+    let inputs = r.inputs();
     let progress = Progress { quiet: g.quiet };
     let rt = runtime()?;
     let p: Plan = match saved {
@@ -200,7 +186,7 @@ fn apply(
         None => match rt.block_on(engine::plan(
             r.provider.as_ref(),
             &inputs,
-            &backend,
+            &r.backend,
             &plan_options(args, destroy),
             &progress,
         )) {
@@ -216,7 +202,7 @@ fn apply(
     match rt.block_on(engine::apply(
         r.provider.as_ref(),
         &inputs,
-        &backend,
+        &r.backend,
         &p,
         &opts,
         &progress,
