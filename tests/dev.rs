@@ -33,11 +33,17 @@ impl Drop for Dev {
 }
 
 fn dev(dir: &Path, extra: &[&str]) -> Dev {
+    dev_with_env(dir, extra, &[])
+}
+
+/// `ferry dev --port 0` in `dir`, with extra arguments and environment variables.
+fn dev_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Dev {
     let mut args = vec!["--format", "json", "dev", "--port", "0"];
     args.extend_from_slice(extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .current_dir(dir)
         .args(&args)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -364,26 +370,7 @@ def onnews(event, context):
         _write("news", r["Sns"]["Message"])
 "#,
     );
-    let dev = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .current_dir(d)
-        .args(["--format", "json", "dev", "--port", "0", "--no-watch"])
-        .env("FERRY_SECRET_TOKEN", "s3cret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut dev = Dev {
-        child: dev,
-        gateway: String::new(),
-        aws: String::new(),
-    };
-    let mut line = String::new();
-    BufReader::new(dev.child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    dev.gateway = v["gateway"].as_str().unwrap().to_owned();
-    dev.aws = v["aws"].as_str().unwrap().to_owned();
+    let dev = dev_with_env(d, &["--no-watch"], &[("FERRY_SECRET_TOKEN", "s3cret")]);
 
     // From inside a function: the injected queue URL and secret ARN work with plain boto3.
     let r = client()
