@@ -85,18 +85,7 @@ export SLS_NOTIFICATIONS_MODE=off
 unset NODE_ENV VIRTUAL_ENV
 
 # ---------------------------------------------------------------- ferry (release)
-if [ -n "${FERRY_BIN:-}" ]; then
-    FERRY="$FERRY_BIN"
-    [ -x "$FERRY" ] || die "FERRY_BIN=$FERRY is not an executable"
-    log "using ferry at $FERRY (FERRY_BIN; not building)"
-else
-    command -v cargo >/dev/null || die "cargo is required to build ferry"
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ferry-target}"
-    log "building ferry (cargo build --release, target dir $CARGO_TARGET_DIR)"
-    (cd "$ROOT" && cargo build --release --bin ferry >&2) || die "cargo build --release failed"
-    FERRY="$CARGO_TARGET_DIR/release/ferry"
-    [ -x "$FERRY" ] || die "no ferry binary at $FERRY after the build"
-fi
+build_ferry   # sets FERRY (lib.sh)
 
 # ---------------------------------------------------------------- service
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-dev.XXXXXX")"

@@ -53,15 +53,7 @@ command -v npm >/dev/null || die "npm is required (to install osls, and osls run
 command -v hyperfine >/dev/null || apt_install hyperfine
 
 # ---------------------------------------------------------------- osls (cached)
-OSLS="$TOOLS/node_modules/.bin/osls"
-installed_osls="$(node -p "require('$TOOLS/node_modules/osls/package.json').version" 2>/dev/null || true)"
-if [ ! -x "$OSLS" ] || [ "$installed_osls" != "$OSLS_VERSION" ]; then
-    log "installing osls@$OSLS_VERSION into $TOOLS"
-    mkdir -p "$TOOLS"
-    npm install --prefix "$TOOLS" "osls@$OSLS_VERSION" --no-audit --no-fund >&2 \
-        || die "npm install of osls@$OSLS_VERSION failed"
-fi
-[ -x "$OSLS" ] || die "osls binary missing at $OSLS after install"
+ensure_osls   # sets OSLS (lib.sh)
 
 # osls needs no setting to run offline: `osls package` makes no network call (no AWS call,
 # no telemetry, no update check; the sanity run below runs in a network namespace with no
@@ -80,18 +72,7 @@ export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=f
 unset NODE_ENV npm_config_omit npm_config_include npm_config_production npm_config_dev
 
 # ---------------------------------------------------------------- ferry (release)
-if [ -n "${FERRY_BIN:-}" ]; then
-    FERRY="$FERRY_BIN"
-    [ -x "$FERRY" ] || die "FERRY_BIN=$FERRY is not an executable"
-    log "using ferry at $FERRY (FERRY_BIN; not building)"
-else
-    command -v cargo >/dev/null || die "cargo is required to build ferry"
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ferry-target}"
-    log "building ferry (cargo build --release, target dir $CARGO_TARGET_DIR)"
-    (cd "$ROOT" && cargo build --release --bin ferry >&2) || die "cargo build --release failed"
-    FERRY="$CARGO_TARGET_DIR/release/ferry"
-    [ -x "$FERRY" ] || die "no ferry binary at $FERRY after the build"
-fi
+build_ferry   # sets FERRY (lib.sh)
 
 # ---------------------------------------------------------------- service
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-pkg.XXXXXX")"
