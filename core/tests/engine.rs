@@ -9,30 +9,11 @@ use ferry_core::engine::{
     StateError,
 };
 use ferry_core::model::Service;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use support::TestProvider;
+use support::{load, TestProvider};
 
 const SECRET: &str = "hunter2-correct-horse-battery";
-
-fn load(dir: &Path, yaml: &str) -> Service {
-    std::fs::write(dir.join("serverless.yaml"), yaml).unwrap();
-    let opts = ferry_core::LoadOptions {
-        config: None,
-        cwd: dir.to_path_buf(),
-        stage: None,
-        region: None,
-        provider: None,
-        params: Default::default(),
-        env: Some(Default::default()),
-        allow_unresolved: false,
-    };
-    match ferry_core::load(&opts) {
-        Ok(l) => l.service,
-        Err(f) => panic!("manifest does not load: {:?}", f.diags),
-    }
-}
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {

@@ -9,22 +9,7 @@ use ferry_core::engine::{
     apply, plan, Action, ApplyOptions, Artifacts, Inputs, LocalBackend, NoEvents, Plan,
     PlanOptions, PlanValue, ResourceChange, SecretValues,
 };
-use support::TestProvider;
-
-fn load(dir: &std::path::Path, yaml: &str) -> ferry_core::model::Service {
-    std::fs::write(dir.join("serverless.yaml"), yaml).unwrap();
-    let opts = ferry_core::LoadOptions {
-        config: None,
-        cwd: dir.to_path_buf(),
-        stage: None,
-        region: None,
-        provider: None,
-        params: Default::default(),
-        env: Some(Default::default()),
-        allow_unresolved: false,
-    };
-    ferry_core::load(&opts).map(|l| l.service).unwrap()
-}
+use support::{load, TestProvider};
 
 const BEFORE: &str = "service: shop
 provider: { runtime: nodejs22 }

@@ -227,3 +227,18 @@ impl Provider for TestProvider {
         }
     }
 }
+
+/// Writes `yaml` as the manifest in `dir` and loads it (no environment variables).
+#[allow(dead_code)] // each test crate uses its own part of this module
+pub fn load(dir: &std::path::Path, yaml: &str) -> ferry_core::model::Service {
+    std::fs::write(dir.join("serverless.yaml"), yaml).unwrap();
+    let opts = ferry_core::LoadOptions {
+        cwd: dir.to_path_buf(),
+        env: Some(Default::default()),
+        ..Default::default()
+    };
+    match ferry_core::load(&opts) {
+        Ok(l) => l.service,
+        Err(f) => panic!("manifest does not load: {:?}", f.diags),
+    }
+}
