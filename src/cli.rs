@@ -136,7 +136,8 @@ pub enum Command {
         #[arg(long)]
         lazy: bool,
     },
-    /// Invoke one function once on the local runtime and print its result
+    /// Invoke one function once and print its result: on the local runtime, or the deployed
+    /// function with `--provider aws`
     ///
     /// The event is `{}` unless given with --data, --path or --event (a realistic sample of
     /// http, queue, schedule, storage or topic events, as `ferry dev` sends them). Exits 1 when
@@ -185,7 +186,13 @@ pub enum Command {
         /// Changes in flight at once
         #[arg(long, default_value_t = ferry_core::engine::DEFAULT_PARALLELISM as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallelism: u16,
+        /// Also delete buckets that still hold objects (their objects and versions first)
+        #[arg(long)]
+        force: bool,
     },
+    /// Print what is deployed: the HTTP endpoint, function names, queue URLs, buckets, tables,
+    /// topics and secrets, from the state (no cloud calls); `--format json` for scripts
+    Info,
     /// Render a saved plan (text, --format json or --format markdown); needs no cloud access
     Show {
         /// The plan file written by `ferry plan --out`

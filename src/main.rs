@@ -64,9 +64,12 @@ fn main() {
             saved,
             parallelism,
         } => commands::deploy::deploy(&cli.global, &plan, saved.as_deref(), parallelism.into()),
-        Command::Remove { plan, parallelism } => {
-            commands::deploy::remove(&cli.global, &plan, parallelism.into())
-        }
+        Command::Remove {
+            plan,
+            parallelism,
+            force,
+        } => commands::deploy::remove(&cli.global, &plan, parallelism.into(), force),
+        Command::Info => commands::info::run(&cli.global),
         Command::Show { plan } => commands::show::run(&cli.global, &plan),
         Command::State(cmd) => commands::state::run(&cli.global, cmd),
         Command::Completions { shell } => commands::completions::run(shell),

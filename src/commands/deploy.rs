@@ -6,16 +6,36 @@ use crate::cli::{Global, PlanArgs};
 use crate::output::print_plan;
 use anyhow::Context;
 use ferry_core::engine::{
-    self, render, ApplyOptions, Artifacts, EngineError, Event, EventSink, Inputs, Plan,
+    self, render, ApplyOptions, Artifact, Artifacts, EngineError, Event, EventSink, Inputs, Plan,
     PlanOptions, Provider, SecretValues,
 };
 use ferry_core::model::{ProviderName, ResourceKind, Service};
 use std::path::Path;
 
+/// What a provider needs to know besides the model.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderOptions {
+    /// `--region`.
+    pub region: Option<String>,
+    /// `ferry remove --force`: delete buckets with their objects.
+    pub force: bool,
+}
+
 /// The providers this build knows. Each provider crate adds one arm.
-fn provider(name: ProviderName) -> Option<Box<dyn Provider>> {
-    let _ = name;
-    None
+fn provider(
+    name: ProviderName,
+    service: &Service,
+    o: &ProviderOptions,
+) -> Option<Box<dyn Provider>> {
+    match name {
+        ProviderName::Aws => Some(Box::new(ferry_aws::AwsProvider::new(
+            ferry_aws::AwsOptions {
+                region: o.region.clone().or_else(|| service.region.clone()),
+                force: o.force,
+            },
+        ))),
+        _ => None,
+    }
 }
 
 /// Prints engine events on stderr.
@@ -47,13 +67,14 @@ pub fn secrets_from_env(service: &Service) -> SecretValues {
 }
 
 /// Everything a plan or an apply needs, made once: the model, the provider, the state backend
-/// (the same one `ferry state` uses), the secret values and the artifacts.
+/// (the same one `ferry state` uses), the secret values and the built packages.
 struct Ready {
     service: Service,
     provider: Box<dyn Provider>,
-    backend: engine::LocalBackend,
+    backend: Box<dyn engine::StateBackend>,
     secrets: SecretValues,
     artifacts: Artifacts,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Ready {
@@ -66,23 +87,76 @@ impl Ready {
     }
 }
 
-fn prepare(g: &Global) -> Result<Ready, Exit> {
-    let (backend, service) = super::state::backend(g)?;
-    let name = g.provider.or(service.provider).ok_or(Exit::UserError)?;
-    let Some(provider) = provider(name) else {
+/// Loads, picks the provider and the state backend, and (unless only deleting) packages every
+/// function, so that plans hash the real packages and deploys upload them.
+fn prepare(g: &Global, o: &ProviderOptions, destroy: bool) -> Result<Ready, Exit> {
+    let rt = runtime().map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Failure
+    })?;
+    let located = super::state::locate(g, &rt, true)?;
+    let service = located.service;
+    let Some(provider) = provider(located.provider, &service, o) else {
         eprintln!(
-            "error: provider `{name}` is not available yet in this build of ferry; `ferry validate`, `print`, `show` and `state` work without it"
+            "error: provider `{}` is not available yet in this build of ferry; `ferry validate`, `print`, `show` and `state` work without it",
+            located.provider
         );
         return Err(Exit::Failure);
     };
     let secrets = secrets_from_env(&service);
-    // Packages are built by the packaging step; until it is wired in, plans carry none.
+    let artifacts = if destroy {
+        Artifacts::default()
+    } else {
+        build_packages(g, &service, &located.root, located.provider)?
+    };
     Ok(Ready {
         service,
         provider,
-        backend,
+        backend: located.backend,
         secrets,
-        artifacts: Artifacts::default(),
+        artifacts,
+        rt,
+    })
+}
+
+/// Packages every function (from the cache when unchanged) for the engine.
+fn build_packages(
+    g: &Global,
+    service: &Service,
+    root: &Path,
+    provider: ProviderName,
+) -> Result<Artifacts, Exit> {
+    let mut opts = ferry_core::package::PackageOptions::new(root, &service.stage);
+    opts.provider = Some(provider);
+    let packaged = ferry_core::package::package(service, &opts, &ferry_core::package::Quiet)
+        .map_err(|e| {
+            eprintln!("error: packaging failed: {e}");
+            if e.is_user_error() {
+                Exit::UserError
+            } else {
+                Exit::Failure
+            }
+        })?;
+    if !g.quiet {
+        for n in &packaged.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    Ok(Artifacts {
+        functions: packaged
+            .index
+            .functions
+            .into_iter()
+            .map(|(name, a)| {
+                (
+                    name,
+                    Artifact {
+                        sha256: a.sha256,
+                        path: opts.out_dir.join(a.path),
+                    },
+                )
+            })
+            .collect(),
     })
 }
 
@@ -118,15 +192,19 @@ pub fn plan(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Exit> 
 
 /// `Ok(changes to report)`, or the exit code of an error already printed.
 fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Result<bool, Exit>> {
-    let r = match prepare(g) {
+    let o = ProviderOptions {
+        region: g.region.clone(),
+        ..Default::default()
+    };
+    let r = match prepare(g, &o, destroy) {
         Ok(r) => r,
         Err(code) => return Ok(Err(code)),
     };
     let progress = Progress { quiet: g.quiet };
-    let made = runtime()?.block_on(engine::plan(
+    let made = r.rt.block_on(engine::plan(
         r.provider.as_ref(),
         &r.inputs(),
-        &r.backend,
+        r.backend.as_ref(),
         &plan_options(args, destroy),
         &progress,
     ));
@@ -149,12 +227,28 @@ pub fn deploy(
     saved: Option<&Path>,
     parallelism: usize,
 ) -> anyhow::Result<Exit> {
-    apply(g, args, saved, parallelism, false)
+    apply(
+        g,
+        args,
+        saved,
+        parallelism,
+        &ProviderOptions::default(),
+        false,
+    )
 }
 
 /// `ferry remove`.
-pub fn remove(g: &Global, args: &PlanArgs, parallelism: usize) -> anyhow::Result<Exit> {
-    apply(g, args, None, parallelism, true)
+pub fn remove(
+    g: &Global,
+    args: &PlanArgs,
+    parallelism: usize,
+    force: bool,
+) -> anyhow::Result<Exit> {
+    let o = ProviderOptions {
+        force,
+        ..Default::default()
+    };
+    apply(g, args, None, parallelism, &o, true)
 }
 
 fn apply(
@@ -162,15 +256,20 @@ fn apply(
     args: &PlanArgs,
     saved: Option<&Path>,
     parallelism: usize,
+    o: &ProviderOptions,
     destroy: bool,
 ) -> anyhow::Result<Exit> {
-    let r = match prepare(g) {
+    let o = ProviderOptions {
+        region: g.region.clone(),
+        ..o.clone()
+    };
+    let r = match prepare(g, &o, destroy) {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
     let inputs = r.inputs();
     let progress = Progress { quiet: g.quiet };
-    let rt = runtime()?;
+    let rt = &r.rt;
     let p: Plan = match saved {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -186,7 +285,7 @@ fn apply(
         None => match rt.block_on(engine::plan(
             r.provider.as_ref(),
             &inputs,
-            &r.backend,
+            r.backend.as_ref(),
             &plan_options(args, destroy),
             &progress,
         )) {
@@ -202,7 +301,7 @@ fn apply(
     match rt.block_on(engine::apply(
         r.provider.as_ref(),
         &inputs,
-        &r.backend,
+        r.backend.as_ref(),
         &p,
         &opts,
         &progress,

@@ -15,11 +15,11 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
-    if let Some(p) = g
+    let remote = g
         .provider
-        .filter(|p| *p != ferry_core::model::ProviderName::Local)
-    {
-        eprintln!("error: `ferry invoke --provider {p}` is not available yet; without --provider ferry invokes the function locally");
+        .filter(|p| *p != ferry_core::model::ProviderName::Local);
+    if let Some(p) = remote.filter(|p| *p != ferry_core::model::ProviderName::Aws) {
+        eprintln!("error: `ferry invoke --provider {p}` is not available yet; `--provider aws` invokes the deployed function, and without --provider ferry invokes it locally");
         return Ok(Exit::UserError);
     }
     let (loaded, service_dir) = match super::load_service(g)? {
@@ -60,6 +60,9 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::UserError);
     }
 
+    if remote.is_some() {
+        return invoke_aws(g, &service, &a.function, payload);
+    }
     let binaries = super::dev::build_rust(&service, &service_dir)?;
     let opts = ferry_local::DevOptions {
         host: "127.0.0.1".into(),
@@ -98,4 +101,34 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             None => Exit::UserError,
         })
     })
+}
+
+/// Invokes the deployed function on AWS Lambda (synchronously) and prints its result.
+fn invoke_aws(
+    g: &Global,
+    service: &ferry_core::Service,
+    function: &str,
+    payload: String,
+) -> anyhow::Result<Exit> {
+    let name = ferry_aws::compile::Names::new(service).function(function);
+    let region = g.region.clone().or_else(|| service.region.clone());
+    let rt = super::runtime()?;
+    match rt.block_on(ferry_aws::invoke(region, &name, payload.into_bytes())) {
+        Ok(r) => {
+            println!("{}", String::from_utf8_lossy(&r.payload));
+            if let Some(e) = r.function_error {
+                eprintln!("error: {name} failed ({e})");
+                return Ok(Exit::Failure);
+            }
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            eprintln!("error: invoking {name}: {}", e.message);
+            Ok(if e.not_found() {
+                Exit::UserError
+            } else {
+                Exit::Failure
+            })
+        }
+    }
 }

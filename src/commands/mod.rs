@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod deploy;
 pub mod dev;
+pub mod info;
 pub mod invoke;
 pub mod package;
 pub mod print;

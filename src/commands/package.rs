@@ -3,6 +3,7 @@
 use super::Exit;
 use crate::cli::{Format, Global};
 use crate::output::color_stderr;
+use ferry_core::model::ProviderName;
 use ferry_core::package::{self, PackageOptions, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -34,7 +35,7 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
     if let Some(o) = out {
         opts.out_dir = if o.is_absolute() { o } else { cwd.join(o) };
     }
-    opts.provider = loaded.service.provider;
+    opts.provider = g.provider.or(loaded.service.provider);
     opts.only = functions;
 
     let show_bar = !g.quiet && std::io::stderr().is_terminal() && g.format != Some(Format::Json);
@@ -68,7 +69,29 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
             });
         }
     };
-    for n in &packaged.notes {
+    let mut notes = packaged.notes.clone();
+    if opts.provider == Some(ProviderName::Aws) {
+        let paths = packaged
+            .index
+            .functions
+            .iter()
+            .map(|(k, a)| (k.clone(), a.path.clone()))
+            .collect();
+        let (template, more) = ferry_aws::template::template(&loaded.service, &paths);
+        let path = opts.out_dir.join("template.json");
+        let mut text = serde_json::to_string_pretty(&template)?;
+        text.push('\n');
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        notes.extend(more);
+        notes.push(format!(
+            "CloudFormation template: {} (upload the zips under {}/{}/ to a bucket and pass it as ArtifactBucket)",
+            path.strip_prefix(&cwd).unwrap_or(&path).display(),
+            loaded.service.service,
+            loaded.service.stage
+        ));
+    }
+    for n in &notes {
         if !g.quiet {
             eprintln!("note: {n}");
         }

@@ -196,6 +196,47 @@ async fn apply_locked(
         )
     });
 
+    // Let the provider refuse deletes it knows will fail (a bucket that is not empty)
+    // before anything changes, rather than halfway through.
+    let priors: Vec<(String, String, Attributes)> = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+        .filter_map(|c| {
+            let rec = state.resources.get(&c.address)?;
+            Some((
+                c.address.clone(),
+                rec.kind.clone(),
+                state.prior(&c.address)?,
+            ))
+        })
+        .collect();
+    let deletes: Vec<ReadRequest<'_>> = priors
+        .iter()
+        .map(|(address, kind, recorded)| ReadRequest {
+            address,
+            kind,
+            recorded,
+        })
+        .collect();
+    if !deletes.is_empty() {
+        if let Err(e) = provider.check_deletes(&deletes).await {
+            return Err(EngineError::ApplyFailed {
+                failed: vec![(
+                    "(before applying)".into(),
+                    logs.scrub(&e.message).into_owned(),
+                )],
+                not_run: plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action != Action::NoOp)
+                    .map(|c| c.address.clone())
+                    .collect(),
+                applied: 0,
+            });
+        }
+    }
+
     // The graph of changes. A create/update/replace waits for its dependencies; a delete
     // waits for everything that (by the state) depended on it.
     let nodes: Vec<&super::plan::ResourceChange> = plan
@@ -403,7 +444,7 @@ fn launch<'a>(
     events: &'a dyn EventSink,
 ) -> BoxFuture<'a, Done> {
     let address = change.address.as_str();
-    let prior = state.resources.get(address).map(StateResource::prior);
+    let prior = state.prior(address);
     let resource = desired.resources.get(address);
     let mut sources: BTreeMap<(String, String), Source> = BTreeMap::new();
     if let (Some(r), Operation::Create | Operation::Update) = (resource, op) {
@@ -430,7 +471,7 @@ fn launch<'a>(
                         Some(v) => Source::Value(v),
                         None => Source::Read {
                             kind: rec.kind.clone(),
-                            prior: rec.prior(),
+                            prior: state.prior(&rf.address).unwrap_or_else(|| rec.prior()),
                         },
                     }),
                     (None, None, None) => None,

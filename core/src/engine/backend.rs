@@ -188,30 +188,11 @@ impl StateBackend for LocalBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io("reading", &self.path, e)),
         };
-        let corrupt = |reason: String| StateError::Corrupt {
-            path: self.path.display().to_string(),
-            reason,
-        };
-        let raw: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| corrupt(format!("invalid JSON ({e})")))?;
-        let version = raw.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if version > STATE_VERSION {
-            return Err(StateError::TooNew {
-                path: self.path.display().to_string(),
-                found: version,
-            });
-        }
-        serde_json::from_value(raw)
-            .map(Some)
-            .map_err(|e| corrupt(e.to_string()))
+        parse_state(&text, &self.location()).map(Some)
     }
 
     async fn write(&self, state: &State) -> Result<(), StateError> {
-        let mut text = serde_json::to_string_pretty(state).map_err(|e| StateError::Corrupt {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        text.push('\n');
+        let text = state_text(state, &self.location())?;
         write_atomic(&self.path, text.as_bytes()).map_err(|e| self.io("writing", &self.path, e))
     }
 
@@ -262,6 +243,35 @@ impl StateBackend for LocalBackend {
             .map_err(|e| self.io("removing", &self.lock_path, e))?;
         Ok(info)
     }
+}
+
+/// Parses a stored state document; `location` names it in errors. Every backend reads
+/// through this, so they all refuse the same corrupt or too-new documents.
+pub fn parse_state(text: &str, location: &str) -> Result<State, StateError> {
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: location.to_owned(),
+        reason,
+    };
+    let raw: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("invalid JSON ({e})")))?;
+    let version = raw.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    if version > STATE_VERSION {
+        return Err(StateError::TooNew {
+            path: location.to_owned(),
+            found: version,
+        });
+    }
+    serde_json::from_value(raw).map_err(|e| corrupt(e.to_string()))
+}
+
+/// The stored text of a state document (pretty JSON, final newline).
+pub fn state_text(state: &State, location: &str) -> Result<String, StateError> {
+    let mut text = serde_json::to_string_pretty(state).map_err(|e| StateError::Corrupt {
+        path: location.to_owned(),
+        reason: e.to_string(),
+    })?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Writes a file so that readers see either the old or the new content, never a mix:

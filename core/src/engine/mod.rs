@@ -276,7 +276,7 @@ pub async fn plan(
                         events.event(&Event::Refreshing {
                             address: addr.clone(),
                         });
-                        let prior = rec.prior();
+                        let prior = st.prior(addr).unwrap_or_else(|| rec.prior());
                         let what = format!("read {addr}");
                         let req = ReadRequest {
                             address: addr,

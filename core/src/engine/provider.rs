@@ -126,4 +126,12 @@ pub trait Provider: Send + Sync {
     /// Applies one change and returns the resource's attributes afterwards, including values
     /// known only now (an ARN, a URL). A delete returns an empty map.
     async fn apply(&self, request: &ApplyRequest<'_>) -> Result<Attributes, ProviderError>;
+
+    /// Called once before an apply that deletes (or replaces) these recorded resources, to
+    /// refuse up front what cannot succeed, so that nothing is half removed. The default
+    /// accepts everything.
+    async fn check_deletes(&self, deletes: &[ReadRequest<'_>]) -> Result<(), ProviderError> {
+        let _ = deletes;
+        Ok(())
+    }
 }

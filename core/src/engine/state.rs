@@ -111,6 +111,25 @@ impl StateResource {
     }
 }
 
+impl State {
+    /// What a provider is given as a recorded resource's prior attributes: its inputs overlaid
+    /// with its outputs, and references to other recorded resources replaced by their
+    /// recorded values (an ARN, an id), so that reads and deletes can find the live resource.
+    /// A reference that cannot be resolved stays as written.
+    pub fn prior(&self, address: &str) -> Option<Attributes> {
+        let rec = self.resources.get(address)?;
+        let mut a = rec.prior();
+        for v in a.values_mut() {
+            if let Some(r) = super::resource::resolve(v, &mut |rf| {
+                super::diff::recorded_value(self.resources.get(&rf.address)?, &rf.attribute)
+            }) {
+                *v = r;
+            }
+        }
+        Some(a)
+    }
+}
+
 /// `sha256:` of a kind and its (already redacted) inputs.
 pub fn content_hash(kind: &str, inputs: &Attributes) -> String {
     let v = serde_json::json!({"kind": kind, "inputs": inputs});

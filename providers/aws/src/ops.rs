@@ -1,0 +1,1854 @@
+//! Read and apply, one resource kind at a time, through the AWS SDK.
+//!
+//! Every create is "find or create": when the resource already exists under its name (a
+//! deploy was killed between making it and recording it), it is adopted and brought to the
+//! desired settings, so the next run converges instead of failing or leaving an orphan.
+//! Every delete succeeds when the resource is already gone.
+
+use crate::compile::kinds;
+use crate::{AwsProvider, Clients, Fail};
+use aws_smithy_types::Blob;
+use ferry_core::engine::{ApplyRequest, Attributes, Operation, ReadRequest};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+type R<T> = Result<T, Fail>;
+
+// ---- attribute helpers ----------------------------------------------------------------
+
+fn text(a: &Attributes, k: &str) -> R<String> {
+    match a.get(k) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(Fail::new(format!("attribute `{k}` is {other}, not text"))),
+        None => Err(Fail::new(format!("attribute `{k}` is missing"))),
+    }
+}
+
+fn opt_text(a: &Attributes, k: &str) -> Option<String> {
+    a.get(k).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn int(a: &Attributes, k: &str) -> Option<i32> {
+    a.get(k).and_then(Value::as_i64).map(|n| n as i32)
+}
+
+fn flag(a: &Attributes, k: &str) -> bool {
+    a.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn tags(a: &Attributes) -> BTreeMap<String, String> {
+    a.get("tags")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn desired<'a>(req: &'a ApplyRequest<'_>) -> R<&'a Attributes> {
+    req.desired
+        .ok_or_else(|| Fail::new("no desired attributes for a create or update"))
+}
+
+fn prior<'a>(req: &'a ApplyRequest<'_>) -> R<&'a Attributes> {
+    req.prior
+        .ok_or_else(|| Fail::new("no recorded attributes for an update or delete"))
+}
+
+fn out(pairs: &[(&str, Value)]) -> Attributes {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// Ok(None) for "not found", the error otherwise.
+fn absent<T>(r: R<T>) -> R<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ok for "not found" (a delete of something already gone).
+fn gone_ok<T>(r: R<T>) -> R<()> {
+    absent(r).map(|_| ())
+}
+
+fn parse_doc(s: &str) -> Option<Value> {
+    serde_json::from_str(s).ok().or_else(|| {
+        let decoded = percent_decode(s);
+        serde_json::from_str(&decoded).ok()
+    })
+}
+
+/// IAM returns policy documents URL-encoded.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn pause(attempt: u32) {
+    let ms = (100u64 << attempt.min(5)).min(2000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+// ---- dispatch ---------------------------------------------------------------------------
+
+pub async fn read(p: &AwsProvider, req: &ReadRequest<'_>) -> R<Option<Attributes>> {
+    let c = p.clients().await;
+    let a = req.recorded;
+    match req.kind {
+        kinds::ROLE => read_role(c, a).await,
+        kinds::FUNCTION => read_function(c, a).await,
+        kinds::PERMISSION => read_permission(c, a).await,
+        kinds::API => read_api(c, a).await,
+        kinds::INTEGRATION => read_integration(c, a).await,
+        kinds::ROUTE => read_route(c, a).await,
+        kinds::STAGE => read_stage(c, a).await,
+        kinds::QUEUE => read_queue(c, a).await,
+        kinds::MAPPING => read_mapping(c, a).await,
+        kinds::RULE => read_rule(c, a).await,
+        kinds::BUCKET => read_bucket(c, a).await,
+        kinds::NOTIFICATION => read_notification(c, a).await,
+        kinds::TOPIC => read_topic(c, a).await,
+        kinds::SUBSCRIPTION => read_subscription(c, a).await,
+        kinds::TABLE => read_table(c, a).await,
+        kinds::SECRET => read_secret(c, a).await,
+        other => Err(Fail::new(format!("unknown resource kind `{other}`"))),
+    }
+}
+
+pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> R<Attributes> {
+    let c = p.clients().await;
+    let op = req.operation;
+    if op == Operation::Delete {
+        let a = prior(req)?;
+        match req.kind {
+            kinds::ROLE => delete_role(c, a).await?,
+            kinds::FUNCTION => gone_ok(
+                c.lambda
+                    .delete_function()
+                    .function_name(text(a, "name")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::PERMISSION => gone_ok(
+                c.lambda
+                    .remove_permission()
+                    .function_name(text(a, "function")?)
+                    .statement_id(text(a, "statementId")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::API => gone_ok(
+                c.apigw
+                    .delete_api()
+                    .api_id(text(a, "id")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::INTEGRATION => gone_ok(
+                c.apigw
+                    .delete_integration()
+                    .api_id(text(a, "api")?)
+                    .integration_id(text(a, "id")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::ROUTE => gone_ok(
+                c.apigw
+                    .delete_route()
+                    .api_id(text(a, "api")?)
+                    .route_id(text(a, "id")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::STAGE => gone_ok(
+                c.apigw
+                    .delete_stage()
+                    .api_id(text(a, "api")?)
+                    .stage_name(text(a, "name")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::QUEUE => delete_queue(c, a).await?,
+            kinds::MAPPING => delete_mapping(c, a).await?,
+            kinds::RULE => delete_rule(c, a).await?,
+            kinds::BUCKET => delete_bucket(c, a, p.options.force).await?,
+            kinds::NOTIFICATION => delete_notification(c, a).await?,
+            kinds::TOPIC => gone_ok(
+                c.sns
+                    .delete_topic()
+                    .topic_arn(text(a, "arn")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::SUBSCRIPTION => gone_ok(
+                c.sns
+                    .unsubscribe()
+                    .subscription_arn(text(a, "arn")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::TABLE => gone_ok(
+                c.dynamodb
+                    .delete_table()
+                    .table_name(text(a, "name")?)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            kinds::SECRET => gone_ok(
+                c.secrets
+                    .delete_secret()
+                    .secret_id(text(a, "name")?)
+                    .force_delete_without_recovery(true)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?,
+            other => return Err(Fail::new(format!("unknown resource kind `{other}`"))),
+        }
+        return Ok(Attributes::new());
+    }
+    let d = desired(req)?;
+    let prior = req.prior;
+    match req.kind {
+        kinds::ROLE => put_role(c, d, op).await,
+        kinds::FUNCTION => put_function(p, c, d, op).await,
+        kinds::PERMISSION => put_permission(c, d).await,
+        kinds::API => put_api(c, d, prior).await,
+        kinds::INTEGRATION => put_integration(c, d, prior).await,
+        kinds::ROUTE => put_route(c, d, prior).await,
+        kinds::STAGE => put_stage(c, d, op).await,
+        kinds::QUEUE => put_queue(c, d).await,
+        kinds::MAPPING => put_mapping(c, d, prior).await,
+        kinds::RULE => put_rule(c, d).await,
+        kinds::BUCKET => put_bucket(c, d).await,
+        kinds::NOTIFICATION => put_notification(c, d).await,
+        kinds::TOPIC => put_topic(c, d).await,
+        kinds::SUBSCRIPTION => put_subscription(c, d, prior).await,
+        kinds::TABLE => put_table(c, d).await,
+        kinds::SECRET => put_secret(c, d).await,
+        other => Err(Fail::new(format!("unknown resource kind `{other}`"))),
+    }
+}
+
+// ---- IAM role ---------------------------------------------------------------------------
+
+async fn put_role(c: &Clients, d: &Attributes, op: Operation) -> R<Attributes> {
+    use aws_sdk_iam::types::Tag;
+    let name = text(d, "name")?;
+    let assume = d
+        .get("assumeRolePolicy")
+        .cloned()
+        .unwrap_or(Value::Null)
+        .to_string();
+    let tag_list: Vec<Tag> = tags(d)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let created = if op == Operation::Create {
+        match c
+            .iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(&assume)
+            .description("ferry: execution role of one function")
+            .set_tags(Some(tag_list.clone()))
+            .send()
+            .await
+            .map_err(Fail::from)
+        {
+            Ok(r) => r.role().map(|r| r.arn().to_owned()),
+            Err(e) if e.is("EntityAlreadyExists") => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    if created.is_none() {
+        c.iam
+            .update_assume_role_policy()
+            .role_name(&name)
+            .policy_document(&assume)
+            .send()
+            .await?;
+        c.iam
+            .tag_role()
+            .role_name(&name)
+            .set_tags(Some(tag_list))
+            .send()
+            .await?;
+    }
+    c.iam
+        .put_role_policy()
+        .role_name(&name)
+        .policy_name("ferry")
+        .policy_document(d.get("policy").cloned().unwrap_or(Value::Null).to_string())
+        .send()
+        .await?;
+    let arn = match created {
+        Some(a) => a,
+        None => c
+            .iam
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await?
+            .role()
+            .map(|r| r.arn().to_owned())
+            .unwrap_or_default(),
+    };
+    Ok(out(&[("arn", json!(arn))]))
+}
+
+async fn read_role(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let name = text(a, "name")?;
+    let Some(role) = absent(
+        c.iam
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut live = Attributes::new();
+    live.insert("name".into(), json!(name));
+    if let Some(r) = role.role() {
+        if let Some(doc) = r.assume_role_policy_document().and_then(parse_doc) {
+            live.insert("assumeRolePolicy".into(), doc);
+        }
+    }
+    if let Some(pol) = absent(
+        c.iam
+            .get_role_policy()
+            .role_name(&name)
+            .policy_name("ferry")
+            .send()
+            .await
+            .map_err(Fail::from),
+    )? {
+        if let Some(doc) = parse_doc(pol.policy_document()) {
+            live.insert("policy".into(), doc);
+        }
+    } else {
+        live.insert("policy".into(), Value::Null);
+    }
+    Ok(Some(live))
+}
+
+async fn delete_role(c: &Clients, a: &Attributes) -> R<()> {
+    let name = text(a, "name")?;
+    gone_ok(
+        c.iam
+            .delete_role_policy()
+            .role_name(&name)
+            .policy_name("ferry")
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?;
+    gone_ok(
+        c.iam
+            .delete_role()
+            .role_name(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )
+}
+
+// ---- Lambda function --------------------------------------------------------------------
+
+fn env_map(d: &Attributes) -> HashMap<String, String> {
+    d.get("environment")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn zip_bytes(p: &AwsProvider, sha: &str) -> R<Vec<u8>> {
+    let path = p.package_path(sha).ok_or_else(|| {
+        Fail::new(format!(
+            "no package with code sha256 {sha} was built in this run; run `ferry package` and deploy again"
+        ))
+    })?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| Fail::new(format!("reading {}: {e}", path.display())))?;
+    if bytes.len() > 50 * 1024 * 1024 {
+        return Err(Fail::new(format!(
+            "{} is {} MB; Lambda takes at most 50 MB in a direct upload (larger packages need an S3 upload, which ferry does not do yet)",
+            path.display(),
+            bytes.len() / (1024 * 1024)
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Waits until the function can take the next change: `State=Active` and
+/// `LastUpdateStatus` not `InProgress`.
+async fn wait_function(c: &Clients, name: &str) -> R<String> {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    for attempt in 0..120 {
+        let f = c
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await?;
+        match (f.state(), f.last_update_status()) {
+            (Some(State::Failed), _) => {
+                return Err(Fail::new(format!(
+                    "function {name} failed to become active: {}",
+                    f.state_reason().unwrap_or("no reason given")
+                )))
+            }
+            (_, Some(LastUpdateStatus::Failed)) => {
+                return Err(Fail::new(format!(
+                    "the update of {name} failed: {}",
+                    f.last_update_status_reason().unwrap_or("no reason given")
+                )))
+            }
+            (Some(State::Pending), _) | (_, Some(LastUpdateStatus::InProgress)) => {
+                pause(attempt).await
+            }
+            _ => return Ok(f.function_arn().unwrap_or_default().to_owned()),
+        }
+    }
+    Err(Fail::retry(format!("function {name} is still updating")))
+}
+
+async fn put_function(
+    p: &AwsProvider,
+    c: &Clients,
+    d: &Attributes,
+    op: Operation,
+) -> R<Attributes> {
+    use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+    let name = text(d, "name")?;
+    let sha = text(d, "codeSha256")?;
+    let arch = Architecture::from(text(d, "architecture")?.as_str());
+    let env = Environment::builder()
+        .set_variables(Some(env_map(d)))
+        .build();
+    let ftags: HashMap<String, String> = tags(d).into_iter().collect();
+    if op == Operation::Create {
+        let zip = zip_bytes(p, &sha).await?;
+        let made = c
+            .lambda
+            .create_function()
+            .function_name(&name)
+            .runtime(Runtime::from(text(d, "runtime")?.as_str()))
+            .handler(text(d, "handler")?)
+            .role(text(d, "role")?)
+            .memory_size(int(d, "memory").unwrap_or(128))
+            .timeout(int(d, "timeout").unwrap_or(3))
+            .architectures(arch.clone())
+            .environment(env.clone())
+            .set_description(opt_text(d, "description"))
+            .set_tags(Some(ftags.clone()))
+            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .send()
+            .await
+            .map_err(Fail::from);
+        match made {
+            Ok(_) => {
+                let arn = wait_function(c, &name).await?;
+                return Ok(out(&[("arn", json!(arn))]));
+            }
+            Err(e) if e.is("ResourceConflictException") && e.says("already exist") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Update, or adopt a function a killed run made: compare with what is live, change only
+    // what differs, code only when its sha256 differs from the deployed CodeSha256.
+    let live = c
+        .lambda
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await?;
+    if live.code_sha256() != Some(sha.as_str()) || live.architectures().first() != Some(&arch) {
+        let zip = zip_bytes(p, &sha).await?;
+        wait_function(c, &name).await?;
+        c.lambda
+            .update_function_code()
+            .function_name(&name)
+            .zip_file(Blob::new(zip))
+            .architectures(arch)
+            .send()
+            .await?;
+        wait_function(c, &name).await?;
+    }
+    let live_env: HashMap<String, String> = live
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    let config_differs = live.runtime().map(|r| r.as_str()) != Some(text(d, "runtime")?.as_str())
+        || live.handler() != Some(text(d, "handler")?.as_str())
+        || live.role() != Some(text(d, "role")?.as_str())
+        || live.memory_size() != int(d, "memory")
+        || live.timeout() != int(d, "timeout")
+        || live.description().unwrap_or_default() != opt_text(d, "description").unwrap_or_default()
+        || live_env != env_map(d);
+    if config_differs {
+        c.lambda
+            .update_function_configuration()
+            .function_name(&name)
+            .runtime(Runtime::from(text(d, "runtime")?.as_str()))
+            .handler(text(d, "handler")?)
+            .role(text(d, "role")?)
+            .memory_size(int(d, "memory").unwrap_or(128))
+            .timeout(int(d, "timeout").unwrap_or(3))
+            .environment(env)
+            .description(opt_text(d, "description").unwrap_or_default())
+            .send()
+            .await?;
+    }
+    let arn = wait_function(c, &name).await?;
+    sync_lambda_tags(c, &arn, ftags).await?;
+    Ok(out(&[("arn", json!(arn))]))
+}
+
+async fn sync_lambda_tags(c: &Clients, arn: &str, want: HashMap<String, String>) -> R<()> {
+    let have = c
+        .lambda
+        .list_tags()
+        .resource(arn)
+        .send()
+        .await?
+        .tags()
+        .cloned()
+        .unwrap_or_default();
+    if have == want {
+        return Ok(());
+    }
+    let stale: Vec<String> = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        c.lambda
+            .untag_resource()
+            .resource(arn)
+            .set_tag_keys(Some(stale))
+            .send()
+            .await?;
+    }
+    c.lambda
+        .tag_resource()
+        .resource(arn)
+        .set_tags(Some(want))
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn read_function(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let name = text(a, "name")?;
+    let Some(f) = absent(
+        c.lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    let env: serde_json::Map<String, Value> = f
+        .environment()
+        .and_then(|e| e.variables())
+        .map(|v| v.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+        .unwrap_or_default();
+    let mut live = out(&[
+        ("name", json!(name)),
+        ("runtime", json!(f.runtime().map(|r| r.as_str()))),
+        ("handler", json!(f.handler())),
+        ("memory", json!(f.memory_size())),
+        ("timeout", json!(f.timeout())),
+        ("role", json!(f.role())),
+        ("codeSha256", json!(f.code_sha256())),
+        (
+            "architecture",
+            json!(f
+                .architectures()
+                .first()
+                .map(|a| a.as_str())
+                .unwrap_or("x86_64")),
+        ),
+        ("environment", Value::Object(env)),
+    ]);
+    if a.contains_key("description") || f.description().is_some_and(|d| !d.is_empty()) {
+        live.insert(
+            "description".into(),
+            json!(f.description().unwrap_or_default()),
+        );
+    }
+    Ok(Some(live))
+}
+
+// ---- Lambda permission ------------------------------------------------------------------
+
+async fn put_permission(c: &Clients, d: &Attributes) -> R<Attributes> {
+    let function = text(d, "function")?;
+    let sid = text(d, "statementId")?;
+    // A statement with this id may exist (a killed run made it, or it is being replaced):
+    // remove it first, so the function never holds two statements for one trigger.
+    if read_permission(c, d).await?.is_some() {
+        gone_ok(
+            c.lambda
+                .remove_permission()
+                .function_name(&function)
+                .statement_id(&sid)
+                .send()
+                .await
+                .map_err(Fail::from),
+        )?;
+    }
+    c.lambda
+        .add_permission()
+        .function_name(&function)
+        .statement_id(&sid)
+        .action("lambda:InvokeFunction")
+        .principal(text(d, "principal")?)
+        .source_arn(text(d, "sourceArn")?)
+        .send()
+        .await?;
+    Ok(Attributes::new())
+}
+
+async fn read_permission(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let function = text(a, "function")?;
+    let sid = text(a, "statementId")?;
+    let Some(p) = absent(
+        c.lambda
+            .get_policy()
+            .function_name(&function)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    let doc = p.policy().and_then(parse_doc).unwrap_or(Value::Null);
+    let found = doc["Statement"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|st| st["Sid"] == json!(sid)));
+    Ok(found.then(|| out(&[("function", json!(function)), ("statementId", json!(sid))])))
+}
+
+// ---- API Gateway v2 ---------------------------------------------------------------------
+
+fn cors(d: &Attributes) -> Option<aws_sdk_apigatewayv2::types::Cors> {
+    let c = d.get("cors")?;
+    let list = |k: &str| -> Option<Vec<String>> {
+        c.get(k)?.as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+    };
+    Some(
+        aws_sdk_apigatewayv2::types::Cors::builder()
+            .set_allow_origins(list("allowOrigins"))
+            .set_allow_methods(list("allowMethods"))
+            .set_allow_headers(list("allowHeaders"))
+            .build(),
+    )
+}
+
+async fn api_outputs(c: &Clients, id: &str, endpoint: Option<&str>) -> R<Attributes> {
+    let account = c.account().await?;
+    Ok(out(&[
+        ("id", json!(id)),
+        (
+            "endpoint",
+            json!(endpoint
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("https://{id}.execute-api.{}.amazonaws.com", c.region))),
+        ),
+        (
+            "executionArn",
+            json!(format!("arn:aws:execute-api:{}:{account}:{id}", c.region)),
+        ),
+    ]))
+}
+
+async fn put_api(c: &Clients, d: &Attributes, prior: Option<&Attributes>) -> R<Attributes> {
+    use aws_sdk_apigatewayv2::types::ProtocolType;
+    let name = text(d, "name")?;
+    let want_tags: HashMap<String, String> = tags(d).into_iter().collect();
+    // The API recorded, else one a killed run made (same name, same ferry tags).
+    let mut id = prior.and_then(|p| opt_text(p, "id"));
+    if id.is_none() {
+        let mut token = None;
+        loop {
+            let page = c.apigw.get_apis().set_next_token(token).send().await?;
+            if let Some(api) = page.items().iter().find(|a| {
+                a.name() == Some(name.as_str())
+                    && a.tags().and_then(|t| t.get("ferry:service"))
+                        == want_tags.get("ferry:service")
+                    && a.tags().and_then(|t| t.get("ferry:stage")) == want_tags.get("ferry:stage")
+            }) {
+                id = api.api_id().map(str::to_owned);
+                break;
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    if let Some(id) = id {
+        let api = c
+            .apigw
+            .update_api()
+            .api_id(&id)
+            .name(&name)
+            .set_cors_configuration(cors(d))
+            .send()
+            .await?;
+        if d.get("cors").is_none() {
+            gone_ok(
+                c.apigw
+                    .delete_cors_configuration()
+                    .api_id(&id)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?;
+        }
+        return api_outputs(c, &id, api.api_endpoint()).await;
+    }
+    let api = c
+        .apigw
+        .create_api()
+        .name(&name)
+        .protocol_type(ProtocolType::Http)
+        .set_cors_configuration(cors(d))
+        .set_tags(Some(want_tags))
+        .send()
+        .await?;
+    let id = api
+        .api_id()
+        .ok_or_else(|| Fail::new("CreateApi returned no id"))?;
+    api_outputs(c, id, api.api_endpoint()).await
+}
+
+async fn read_api(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let id = text(a, "id")?;
+    let Some(api) = absent(
+        c.apigw
+            .get_api()
+            .api_id(&id)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out(&[("name", json!(api.name()))])))
+}
+
+async fn put_integration(c: &Clients, d: &Attributes, prior: Option<&Attributes>) -> R<Attributes> {
+    use aws_sdk_apigatewayv2::types::IntegrationType;
+    let api = text(d, "api")?;
+    let uri = text(d, "uri")?;
+    let version = text(d, "payloadFormatVersion")?;
+    let mut id = prior.and_then(|p| opt_text(p, "id"));
+    if id.is_none() {
+        let list = c.apigw.get_integrations().api_id(&api).send().await?;
+        id = list
+            .items()
+            .iter()
+            .find(|i| i.integration_uri() == Some(uri.as_str()))
+            .and_then(|i| i.integration_id().map(str::to_owned));
+    }
+    let id = match id {
+        Some(id) => {
+            c.apigw
+                .update_integration()
+                .api_id(&api)
+                .integration_id(&id)
+                .integration_type(IntegrationType::AwsProxy)
+                .integration_uri(&uri)
+                .payload_format_version(&version)
+                .send()
+                .await?;
+            id
+        }
+        None => c
+            .apigw
+            .create_integration()
+            .api_id(&api)
+            .integration_type(IntegrationType::AwsProxy)
+            .integration_uri(&uri)
+            .integration_method("POST")
+            .payload_format_version(&version)
+            .send()
+            .await?
+            .integration_id()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    Ok(out(&[("id", json!(id))]))
+}
+
+async fn read_integration(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let Some(i) = absent(
+        c.apigw
+            .get_integration()
+            .api_id(text(a, "api")?)
+            .integration_id(text(a, "id")?)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out(&[
+        ("uri", json!(i.integration_uri())),
+        ("payloadFormatVersion", json!(i.payload_format_version())),
+    ])))
+}
+
+async fn put_route(c: &Clients, d: &Attributes, prior: Option<&Attributes>) -> R<Attributes> {
+    let api = text(d, "api")?;
+    let key = text(d, "routeKey")?;
+    let target = text(d, "target")?;
+    let mut id = prior.and_then(|p| opt_text(p, "id"));
+    if id.is_none() {
+        let list = c.apigw.get_routes().api_id(&api).send().await?;
+        id = list
+            .items()
+            .iter()
+            .find(|r| r.route_key() == Some(key.as_str()))
+            .and_then(|r| r.route_id().map(str::to_owned));
+    }
+    let id = match id {
+        Some(id) => {
+            c.apigw
+                .update_route()
+                .api_id(&api)
+                .route_id(&id)
+                .route_key(&key)
+                .target(&target)
+                .send()
+                .await?;
+            id
+        }
+        None => c
+            .apigw
+            .create_route()
+            .api_id(&api)
+            .route_key(&key)
+            .target(&target)
+            .send()
+            .await?
+            .route_id()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    Ok(out(&[("id", json!(id))]))
+}
+
+async fn read_route(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let Some(r) = absent(
+        c.apigw
+            .get_route()
+            .api_id(text(a, "api")?)
+            .route_id(text(a, "id")?)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out(&[
+        ("routeKey", json!(r.route_key())),
+        ("target", json!(r.target())),
+    ])))
+}
+
+async fn put_stage(c: &Clients, d: &Attributes, op: Operation) -> R<Attributes> {
+    let api = text(d, "api")?;
+    let name = text(d, "name")?;
+    if op == Operation::Create {
+        let r = c
+            .apigw
+            .create_stage()
+            .api_id(&api)
+            .stage_name(&name)
+            .auto_deploy(flag(d, "autoDeploy"))
+            .set_tags(Some(tags(d).into_iter().collect()))
+            .send()
+            .await
+            .map_err(Fail::from);
+        match r {
+            Ok(_) => return Ok(Attributes::new()),
+            Err(e) if e.is("ConflictException") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    c.apigw
+        .update_stage()
+        .api_id(&api)
+        .stage_name(&name)
+        .auto_deploy(flag(d, "autoDeploy"))
+        .send()
+        .await?;
+    Ok(Attributes::new())
+}
+
+async fn read_stage(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let Some(s) = absent(
+        c.apigw
+            .get_stage()
+            .api_id(text(a, "api")?)
+            .stage_name(text(a, "name")?)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out(&[(
+        "autoDeploy",
+        json!(s.auto_deploy().unwrap_or(false)),
+    )])))
+}
+
+// ---- SQS --------------------------------------------------------------------------------
+
+fn queue_attributes(d: &Attributes) -> HashMap<aws_sdk_sqs::types::QueueAttributeName, String> {
+    use aws_sdk_sqs::types::QueueAttributeName as N;
+    let mut m = HashMap::new();
+    if let Some(v) = int(d, "visibilityTimeout") {
+        m.insert(N::VisibilityTimeout, v.to_string());
+    }
+    if let Some(v) = int(d, "messageRetentionPeriod") {
+        m.insert(N::MessageRetentionPeriod, v.to_string());
+    }
+    if let Some(r) = d.get("redrive") {
+        m.insert(
+            N::RedrivePolicy,
+            json!({
+                "deadLetterTargetArn": r["deadLetterTargetArn"],
+                "maxReceiveCount": r["maxReceiveCount"],
+            })
+            .to_string(),
+        );
+    }
+    m
+}
+
+async fn queue_outputs(c: &Clients, url: &str) -> R<Attributes> {
+    use aws_sdk_sqs::types::QueueAttributeName as N;
+    let attrs = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(N::QueueArn)
+        .send()
+        .await?;
+    let arn = attrs
+        .attributes()
+        .and_then(|m| m.get(&N::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    Ok(out(&[("url", json!(url)), ("arn", json!(arn))]))
+}
+
+async fn put_queue(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_sqs::types::QueueAttributeName as N;
+    let name = text(d, "name")?;
+    let attrs = queue_attributes(d);
+    let mut create_attrs = attrs.clone();
+    if flag(d, "fifo") {
+        create_attrs.insert(N::FifoQueue, "true".into());
+    }
+    let want_tags: HashMap<String, String> = tags(d).into_iter().collect();
+    // CreateQueue returns the existing queue when the attributes match; when they differ
+    // (an update, or a queue a killed run made) the attributes are set afterwards.
+    let url = match c
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .set_attributes(Some(create_attrs))
+        .set_tags(Some(want_tags.clone()))
+        .send()
+        .await
+        .map_err(Fail::from)
+    {
+        Ok(r) => r.queue_url().unwrap_or_default().to_owned(),
+        Err(e)
+            if e.says("already exists")
+                || e.is("QueueAlreadyExists")
+                || e.is("QueueNameExists") =>
+        {
+            let url = c
+                .sqs
+                .get_queue_url()
+                .queue_name(&name)
+                .send()
+                .await?
+                .queue_url()
+                .unwrap_or_default()
+                .to_owned();
+            c.sqs
+                .set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(attrs))
+                .send()
+                .await?;
+            c.sqs
+                .tag_queue()
+                .queue_url(&url)
+                .set_tags(Some(want_tags))
+                .send()
+                .await?;
+            url
+        }
+        Err(e) => return Err(e),
+    };
+    queue_outputs(c, &url).await
+}
+
+async fn read_queue(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    use aws_sdk_sqs::types::QueueAttributeName as N;
+    let url = text(a, "url")?;
+    let Some(r) = absent(
+        c.sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(N::All)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    let m = r.attributes().cloned().unwrap_or_default();
+    let num = |k: &N| m.get(k).and_then(|v| v.parse::<i64>().ok());
+    let mut live = out(&[("name", json!(text(a, "name")?))]);
+    if a.contains_key("visibilityTimeout") {
+        live.insert(
+            "visibilityTimeout".into(),
+            json!(num(&N::VisibilityTimeout)),
+        );
+    }
+    if a.contains_key("messageRetentionPeriod") {
+        live.insert(
+            "messageRetentionPeriod".into(),
+            json!(num(&N::MessageRetentionPeriod)),
+        );
+    }
+    if let Some(rp) = m.get(&N::RedrivePolicy).and_then(|s| parse_doc(s)) {
+        let max = rp["maxReceiveCount"]
+            .as_i64()
+            .or_else(|| rp["maxReceiveCount"].as_str().and_then(|s| s.parse().ok()));
+        live.insert(
+            "redrive".into(),
+            json!({"deadLetterTargetArn": rp["deadLetterTargetArn"], "maxReceiveCount": max}),
+        );
+    }
+    Ok(Some(live))
+}
+
+async fn delete_queue(c: &Clients, a: &Attributes) -> R<()> {
+    let url = match opt_text(a, "url") {
+        Some(u) => u,
+        None => match absent(
+            c.sqs
+                .get_queue_url()
+                .queue_name(text(a, "name")?)
+                .send()
+                .await
+                .map_err(Fail::from),
+        )? {
+            Some(r) => r.queue_url().unwrap_or_default().to_owned(),
+            None => return Ok(()),
+        },
+    };
+    gone_ok(
+        c.sqs
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )
+}
+
+// ---- event source mapping ---------------------------------------------------------------
+
+async fn put_mapping(c: &Clients, d: &Attributes, prior: Option<&Attributes>) -> R<Attributes> {
+    use aws_sdk_lambda::types::FunctionResponseType;
+    let function = text(d, "function")?;
+    let source = text(d, "eventSourceArn")?;
+    let types: Vec<FunctionResponseType> = d
+        .get("functionResponseTypes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(FunctionResponseType::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut uuid = prior.and_then(|p| opt_text(p, "uuid"));
+    if uuid.is_none() {
+        let list = c
+            .lambda
+            .list_event_source_mappings()
+            .function_name(&function)
+            .event_source_arn(&source)
+            .send()
+            .await?;
+        uuid = list
+            .event_source_mappings()
+            .first()
+            .and_then(|m| m.uuid().map(str::to_owned));
+    }
+    let uuid = match uuid {
+        Some(u) => {
+            c.lambda
+                .update_event_source_mapping()
+                .uuid(&u)
+                .batch_size(int(d, "batchSize").unwrap_or(10))
+                .maximum_batching_window_in_seconds(int(d, "batchWindow").unwrap_or(0))
+                .set_function_response_types(Some(types))
+                .send()
+                .await?;
+            u
+        }
+        None => c
+            .lambda
+            .create_event_source_mapping()
+            .function_name(&function)
+            .event_source_arn(&source)
+            .batch_size(int(d, "batchSize").unwrap_or(10))
+            .set_maximum_batching_window_in_seconds(int(d, "batchWindow"))
+            .set_function_response_types(Some(types))
+            .send()
+            .await?
+            .uuid()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    Ok(out(&[("uuid", json!(uuid))]))
+}
+
+async fn read_mapping(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let Some(m) = absent(
+        c.lambda
+            .get_event_source_mapping()
+            .uuid(text(a, "uuid")?)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out(&[
+        ("eventSourceArn", json!(m.event_source_arn())),
+        ("batchSize", json!(m.batch_size())),
+    ])))
+}
+
+async fn delete_mapping(c: &Clients, a: &Attributes) -> R<()> {
+    let Some(uuid) = opt_text(a, "uuid") else {
+        return Ok(());
+    };
+    for attempt in 0..30 {
+        match c
+            .lambda
+            .delete_event_source_mapping()
+            .uuid(&uuid)
+            .send()
+            .await
+            .map_err(Fail::from)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.not_found() => return Ok(()),
+            // Still being created or updated.
+            Err(e) if e.is("ResourceInUseException") => pause(attempt).await,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Fail::retry(format!(
+        "event source mapping {uuid} stays in use"
+    )))
+}
+
+// ---- EventBridge ------------------------------------------------------------------------
+
+async fn put_rule(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+    let name = text(d, "name")?;
+    let tag_list: Vec<Tag> = tags(d)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let rule = c
+        .events
+        .put_rule()
+        .name(&name)
+        .schedule_expression(text(d, "scheduleExpression")?)
+        .state(if flag(d, "enabled") {
+            RuleState::Enabled
+        } else {
+            RuleState::Disabled
+        })
+        .description("ferry: schedule trigger")
+        .send()
+        .await?;
+    let arn = rule.rule_arn().unwrap_or_default().to_owned();
+    c.events
+        .tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(tag_list))
+        .send()
+        .await?;
+    let t = &d["target"];
+    let target = Target::builder()
+        .id(t["id"].as_str().unwrap_or("ferry"))
+        .arn(t["arn"].as_str().unwrap_or_default())
+        .set_input(t["input"].as_str().map(str::to_owned))
+        .build()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let put = c
+        .events
+        .put_targets()
+        .rule(&name)
+        .targets(target)
+        .send()
+        .await?;
+    if put.failed_entry_count() > 0 {
+        return Err(Fail::retry(format!(
+            "PutTargets on {name} failed: {:?}",
+            put.failed_entries()
+        )));
+    }
+    Ok(out(&[("arn", json!(arn))]))
+}
+
+async fn read_rule(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    use aws_sdk_eventbridge::types::RuleState;
+    let name = text(a, "name")?;
+    let Some(r) = absent(
+        c.events
+            .describe_rule()
+            .name(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out(&[
+        ("name", json!(name)),
+        ("scheduleExpression", json!(r.schedule_expression())),
+        ("enabled", json!(r.state() == Some(&RuleState::Enabled))),
+    ])))
+}
+
+async fn delete_rule(c: &Clients, a: &Attributes) -> R<()> {
+    let name = text(a, "name")?;
+    gone_ok(
+        c.events
+            .remove_targets()
+            .rule(&name)
+            .ids("ferry")
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?;
+    gone_ok(
+        c.events
+            .delete_rule()
+            .name(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )
+}
+
+// ---- S3 ---------------------------------------------------------------------------------
+
+async fn put_bucket(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_s3::types::{
+        BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Tag, Tagging,
+        VersioningConfiguration,
+    };
+    let name = text(d, "name")?;
+    let mut create = c.s3.create_bucket().bucket(&name);
+    if c.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(c.region.as_str()))
+                .build(),
+        );
+    }
+    match create.send().await.map_err(Fail::from) {
+        Ok(_) => {}
+        Err(e) if e.is("BucketAlreadyOwnedByYou") => {}
+        Err(e) => return Err(e),
+    }
+    let tag_set: Vec<Tag> = tags(d)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    c.s3.put_bucket_tagging()
+        .bucket(&name)
+        .tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tag_set))
+                .build()
+                .map_err(|e| Fail::new(e.to_string()))?,
+        )
+        .send()
+        .await?;
+    if flag(d, "versioning") {
+        c.s3.put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
+    Ok(out(&[
+        ("name", json!(name)),
+        ("arn", json!(format!("arn:aws:s3:::{name}"))),
+    ]))
+}
+
+async fn read_bucket(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let name = text(a, "name")?;
+    Ok(absent(
+        c.s3.head_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    .map(|_| out(&[("name", json!(name))])))
+}
+
+async fn delete_bucket(c: &Clients, a: &Attributes, force: bool) -> R<()> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let name = text(a, "name")?;
+    loop {
+        let Some(listing) = absent(
+            c.s3.list_object_versions()
+                .bucket(&name)
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(Fail::from),
+        )?
+        else {
+            return Ok(());
+        };
+        let mut ids = Vec::new();
+        for v in listing.versions() {
+            ids.push((
+                v.key().unwrap_or_default().to_owned(),
+                v.version_id().map(str::to_owned),
+            ));
+        }
+        for m in listing.delete_markers() {
+            ids.push((
+                m.key().unwrap_or_default().to_owned(),
+                m.version_id().map(str::to_owned),
+            ));
+        }
+        if ids.is_empty() {
+            break;
+        }
+        if !force {
+            return Err(Fail::new(format!(
+                "bucket {name} is not empty ({}{} object version{}); empty it first, or run `ferry remove --force` to delete its objects too",
+                ids.len(),
+                if listing.is_truncated() == Some(true) { "+" } else { "" },
+                if ids.len() == 1 { "" } else { "s" }
+            )));
+        }
+        let objects: Vec<ObjectIdentifier> = ids
+            .into_iter()
+            .map(|(k, v)| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .set_version_id(v.filter(|v| v != "null"))
+                    .build()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| Fail::new(e.to_string()))?;
+        c.s3.delete_objects()
+            .bucket(&name)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| Fail::new(e.to_string()))?,
+            )
+            .send()
+            .await?;
+    }
+    gone_ok(
+        c.s3.delete_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )
+}
+
+/// True when the bucket exists and holds at least one object (or object version).
+pub async fn bucket_has_objects(c: &Clients, name: &str) -> R<bool> {
+    let listing = absent(
+        c.s3.list_object_versions()
+            .bucket(name)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?;
+    Ok(listing.is_some_and(|l| !l.versions().is_empty() || !l.delete_markers().is_empty()))
+}
+
+async fn put_notification(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
+        NotificationConfigurationFilter, S3KeyFilter,
+    };
+    let bucket = text(d, "bucket")?;
+    let mut configs = Vec::new();
+    for l in d
+        .get("lambda")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut rules = Vec::new();
+        for (k, name) in [
+            ("prefix", FilterRuleName::Prefix),
+            ("suffix", FilterRuleName::Suffix),
+        ] {
+            if let Some(v) = l["filter"][k].as_str() {
+                rules.push(FilterRule::builder().name(name).value(v).build());
+            }
+        }
+        let mut b = LambdaFunctionConfiguration::builder()
+            .id(l["id"].as_str().unwrap_or_default())
+            .lambda_function_arn(l["functionArn"].as_str().unwrap_or_default())
+            .set_events(Some(
+                l["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(Event::from)
+                    .collect(),
+            ));
+        if !rules.is_empty() {
+            b = b.filter(
+                NotificationConfigurationFilter::builder()
+                    .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                    .build(),
+            );
+        }
+        configs.push(b.build().map_err(|e| Fail::new(e.to_string()))?);
+    }
+    c.s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .set_lambda_function_configurations(Some(configs))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(Attributes::new())
+}
+
+async fn read_notification(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let bucket = text(a, "bucket")?;
+    let Some(n) = absent(
+        c.s3.get_bucket_notification_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    if n.lambda_function_configurations().is_empty() {
+        return Ok(None);
+    }
+    let arns: Vec<&str> = n
+        .lambda_function_configurations()
+        .iter()
+        .map(|l| l.lambda_function_arn())
+        .collect();
+    Ok(Some(out(&[
+        ("bucket", json!(bucket)),
+        ("functionArns", json!(arns)),
+    ])))
+}
+
+async fn delete_notification(c: &Clients, a: &Attributes) -> R<()> {
+    use aws_sdk_s3::types::NotificationConfiguration;
+    let bucket = text(a, "bucket")?;
+    gone_ok(
+        c.s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(NotificationConfiguration::builder().build())
+            .send()
+            .await
+            .map_err(Fail::from),
+    )
+}
+
+// ---- SNS --------------------------------------------------------------------------------
+
+async fn put_topic(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_sns::types::Tag;
+    let name = text(d, "name")?;
+    let tag_list: Vec<Tag> = tags(d)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let mut attrs = HashMap::new();
+    if flag(d, "fifo") {
+        attrs.insert("FifoTopic".to_owned(), "true".to_owned());
+    }
+    // CreateTopic is idempotent for the same name and attributes.
+    let t = c
+        .sns
+        .create_topic()
+        .name(&name)
+        .set_attributes(Some(attrs))
+        .send()
+        .await?;
+    let arn = t.topic_arn().unwrap_or_default().to_owned();
+    c.sns
+        .tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(tag_list))
+        .send()
+        .await?;
+    Ok(out(&[("arn", json!(arn))]))
+}
+
+async fn read_topic(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let arn = text(a, "arn")?;
+    Ok(absent(
+        c.sns
+            .get_topic_attributes()
+            .topic_arn(&arn)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    .map(|_| out(&[("name", json!(text(a, "name").unwrap_or_default()))])))
+}
+
+async fn put_subscription(
+    c: &Clients,
+    d: &Attributes,
+    prior: Option<&Attributes>,
+) -> R<Attributes> {
+    let filter = d.get("filterPolicy").map(Value::to_string);
+    if let Some(arn) = prior.and_then(|p| opt_text(p, "arn")) {
+        c.sns
+            .set_subscription_attributes()
+            .subscription_arn(&arn)
+            .attribute_name("FilterPolicy")
+            .attribute_value(filter.unwrap_or_default())
+            .send()
+            .await?;
+        return Ok(out(&[("arn", json!(arn))]));
+    }
+    let mut attrs = HashMap::new();
+    if let Some(f) = filter {
+        attrs.insert("FilterPolicy".to_owned(), f);
+    }
+    // Subscribe is idempotent: the same topic, protocol and endpoint give the same ARN.
+    let s = c
+        .sns
+        .subscribe()
+        .topic_arn(text(d, "topic")?)
+        .protocol("lambda")
+        .endpoint(text(d, "endpoint")?)
+        .set_attributes((!attrs.is_empty()).then_some(attrs))
+        .return_subscription_arn(true)
+        .send()
+        .await?;
+    Ok(out(&[("arn", json!(s.subscription_arn()))]))
+}
+
+async fn read_subscription(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let arn = text(a, "arn")?;
+    let Some(s) = absent(
+        c.sns
+            .get_subscription_attributes()
+            .subscription_arn(&arn)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    let m = s.attributes().cloned().unwrap_or_default();
+    let mut live = Attributes::new();
+    if let Some(e) = m.get("Endpoint") {
+        live.insert("endpoint".into(), json!(e));
+    }
+    if let Some(t) = m.get("TopicArn") {
+        live.insert("topic".into(), json!(t));
+    }
+    Ok(Some(live))
+}
+
+// ---- DynamoDB ---------------------------------------------------------------------------
+
+async fn put_table(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TableStatus, Tag,
+    };
+    let name = text(d, "name")?;
+    let tag_list: Vec<Tag> = tags(d)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Fail::new(e.to_string()))?;
+    let mut keys = vec![(text(d, "partition")?, KeyType::Hash)];
+    if let Some(s) = opt_text(d, "sort") {
+        keys.push((s, KeyType::Range));
+    }
+    let mut defs = Vec::new();
+    let mut schema = Vec::new();
+    for (k, t) in keys {
+        defs.push(
+            AttributeDefinition::builder()
+                .attribute_name(&k)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| Fail::new(e.to_string()))?,
+        );
+        schema.push(
+            KeySchemaElement::builder()
+                .attribute_name(&k)
+                .key_type(t)
+                .build()
+                .map_err(|e| Fail::new(e.to_string()))?,
+        );
+    }
+    let arn = match c
+        .dynamodb
+        .create_table()
+        .table_name(&name)
+        .set_attribute_definitions(Some(defs))
+        .set_key_schema(Some(schema))
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_tags(Some(tag_list.clone()))
+        .send()
+        .await
+        .map_err(Fail::from)
+    {
+        Ok(r) => r
+            .table_description()
+            .and_then(|t| t.table_arn())
+            .unwrap_or_default()
+            .to_owned(),
+        Err(e) if e.is("ResourceInUseException") => {
+            let t = c.dynamodb.describe_table().table_name(&name).send().await?;
+            let arn = t
+                .table()
+                .and_then(|t| t.table_arn())
+                .unwrap_or_default()
+                .to_owned();
+            c.dynamodb
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tag_list))
+                .send()
+                .await?;
+            arn
+        }
+        Err(e) => return Err(e),
+    };
+    for attempt in 0..60 {
+        let t = c.dynamodb.describe_table().table_name(&name).send().await?;
+        if t.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            break;
+        }
+        pause(attempt).await;
+    }
+    Ok(out(&[("name", json!(name)), ("arn", json!(arn))]))
+}
+
+async fn read_table(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    use aws_sdk_dynamodb::types::KeyType;
+    let name = text(a, "name")?;
+    let Some(t) = absent(
+        c.dynamodb
+            .describe_table()
+            .table_name(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut live = out(&[("name", json!(name))]);
+    for k in t.table().map(|t| t.key_schema()).unwrap_or_default() {
+        let attr = if k.key_type() == &KeyType::Hash {
+            "partition"
+        } else {
+            "sort"
+        };
+        live.insert(attr.into(), json!(k.attribute_name()));
+    }
+    Ok(Some(live))
+}
+
+// ---- Secrets Manager --------------------------------------------------------------------
+
+async fn put_secret(c: &Clients, d: &Attributes) -> R<Attributes> {
+    use aws_sdk_secretsmanager::types::Tag;
+    let name = text(d, "name")?;
+    let tag_list: Vec<Tag> = tags(d)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    let value = opt_text(d, "value");
+    let arn = match c
+        .secrets
+        .create_secret()
+        .name(&name)
+        .set_description(opt_text(d, "description"))
+        .set_secret_string(value.clone())
+        .set_tags(Some(tag_list.clone()))
+        .send()
+        .await
+        .map_err(Fail::from)
+    {
+        Ok(r) => r.arn().unwrap_or_default().to_owned(),
+        Err(e) if e.is("ResourceExistsException") => {
+            let s = c.secrets.describe_secret().secret_id(&name).send().await?;
+            if s.deleted_date().is_some() {
+                c.secrets.restore_secret().secret_id(&name).send().await?;
+            }
+            c.secrets
+                .update_secret()
+                .secret_id(&name)
+                .description(opt_text(d, "description").unwrap_or_default())
+                .set_secret_string(value)
+                .send()
+                .await?;
+            c.secrets
+                .tag_resource()
+                .secret_id(&name)
+                .set_tags(Some(tag_list))
+                .send()
+                .await?;
+            s.arn().unwrap_or_default().to_owned()
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(out(&[("arn", json!(arn))]))
+}
+
+async fn read_secret(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+    let name = text(a, "name")?;
+    let Some(s) = absent(
+        c.secrets
+            .describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    else {
+        return Ok(None);
+    };
+    if s.deleted_date().is_some() {
+        return Ok(None);
+    }
+    let mut live = out(&[("name", json!(name))]);
+    if a.contains_key("description") {
+        live.insert("description".into(), json!(s.description()));
+    }
+    Ok(Some(live))
+}

@@ -1,0 +1,122 @@
+//! `ferry info`: what is deployed, from the state alone (no cloud calls): the HTTP endpoint and
+//! its routes, and each function's and service's physical name, URL or ARN.
+
+use super::{runtime, Exit};
+use crate::cli::{Format, Global};
+use ferry_core::engine::StateResource;
+use serde_json::{json, Map, Value};
+
+fn text(r: &StateResource, k: &str) -> Option<String> {
+    r.outputs
+        .get(k)
+        .or_else(|| r.inputs.get(k))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Runs the command.
+pub fn run(g: &Global) -> anyhow::Result<Exit> {
+    let rt = runtime()?;
+    let located = match super::state::locate(g, &rt, false) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let Some(state) = rt.block_on(located.backend.read())? else {
+        eprintln!(
+            "nothing deployed: no state at {}; `ferry deploy` makes one",
+            located.backend.location()
+        );
+        return Ok(Exit::Ok);
+    };
+    let mut endpoint = None;
+    let mut routes = Map::new();
+    let mut functions = Map::new();
+    let mut sections: [(&str, &str, Map<String, Value>); 5] = [
+        ("queues", "url", Map::new()),
+        ("buckets", "name", Map::new()),
+        ("tables", "name", Map::new()),
+        ("topics", "arn", Map::new()),
+        ("secrets", "arn", Map::new()),
+    ];
+    for (addr, r) in &state.resources {
+        let (prefix, name) = addr.split_once('.').unwrap_or((addr.as_str(), ""));
+        let section = match prefix {
+            "http-api" => {
+                endpoint = text(r, "endpoint");
+                continue;
+            }
+            "route" => {
+                routes.insert(name.to_owned(), json!(r.function));
+                continue;
+            }
+            "function" => {
+                functions.insert(
+                    name.to_owned(),
+                    json!({"name": text(r, "name"), "arn": text(r, "arn")}),
+                );
+                continue;
+            }
+            "queue" => 0,
+            "bucket" => 1,
+            "table" => 2,
+            "topic" => 3,
+            "secret" => 4,
+            _ => continue,
+        };
+        let (_, key, map) = &mut sections[section];
+        map.insert(name.to_owned(), json!(text(r, key)));
+    }
+
+    if g.format == Some(Format::Json) {
+        let mut doc = json!({
+            "service": state.service,
+            "stage": state.stage,
+            "provider": state.provider,
+            "state": located.backend.location(),
+            "endpoint": endpoint,
+            "routes": routes,
+            "functions": functions,
+        });
+        for (title, _, map) in sections {
+            doc[title] = Value::Object(map);
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "service {} · stage {} · {} (state serial {}, {})",
+        state.service,
+        state.stage,
+        state.provider,
+        state.serial,
+        located.backend.location()
+    );
+    if let Some(e) = &endpoint {
+        println!("\nendpoint: {e}");
+        for (key, f) in &routes {
+            println!("  {key:<32} → {}", f.as_str().unwrap_or("?"));
+        }
+    }
+    let width = functions
+        .keys()
+        .chain(sections.iter().flat_map(|s| s.2.keys()))
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    if !functions.is_empty() {
+        println!("\nfunctions:");
+        for (f, v) in &functions {
+            println!("  {f:<width$}  {}", v["name"].as_str().unwrap_or("?"),);
+        }
+    }
+    for (title, _, map) in &sections {
+        if map.is_empty() {
+            continue;
+        }
+        println!("\n{title}:");
+        for (n, v) in map {
+            println!("  {n:<width$}  {}", v.as_str().unwrap_or("?"));
+        }
+    }
+    Ok(Exit::Ok)
+}
