@@ -9,7 +9,7 @@ use crate::compile::{
     s3_events, Names,
 };
 use ferry_core::model::{
-    injected_env_name, EnvValue, PayloadVersion, ResourceKind, Service, Trigger,
+    injected_env_name, Dialect, EnvValue, PayloadVersion, ResourceKind, Service, Trigger,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -53,6 +53,29 @@ fn r#ref(id: &str) -> Value {
     json!({"Ref": id})
 }
 
+/// Serverless Framework's logical id of a function (`hello-world` → `HelloDashworldLambdaFunction`),
+/// used for files in that dialect so that their `resources:` can refer to it.
+pub fn sf_function_id(name: &str) -> String {
+    format!(
+        "{}LambdaFunction",
+        upper_first(&name.replace('-', "Dash").replace('_', "Underscore"))
+    )
+}
+
+/// Serverless Framework's logical id of a bucket made for an `s3` event (`S3BucketPhotos`).
+pub fn sf_bucket_id(name: &str) -> String {
+    let alnum: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("S3Bucket{}", upper_first(&alnum))
+}
+
+fn upper_first(s: &str) -> String {
+    let mut cs = s.chars();
+    match cs.next() {
+        Some(f) => f.to_ascii_uppercase().to_string() + cs.as_str(),
+        None => String::new(),
+    }
+}
+
 /// Logical ids, unique within the template.
 struct Ids {
     used: BTreeMap<String, String>,
@@ -85,6 +108,7 @@ pub fn template(service: &Service, artifacts: &BTreeMap<String, String>) -> (Val
     };
     let mut res = Map::new();
     let mut outputs = Map::new();
+    let sf = service.dialect == Dialect::ServerlessV3;
 
     // Services: the logical id, and how to refer to their ARN and injected value.
     let mut svc_arn: BTreeMap<String, Value> = BTreeMap::new();
@@ -160,7 +184,14 @@ pub fn template(service: &Service, artifacts: &BTreeMap<String, String>) -> (Val
                 svc_value.insert(name.clone(), r#ref(&id));
             }
             ResourceKind::Bucket { versioning } => {
-                let id = ids.id(&format!("bucket.{name}"), format!("{base}Bucket"));
+                let id = ids.id(
+                    &format!("bucket.{name}"),
+                    if sf {
+                        sf_bucket_id(name)
+                    } else {
+                        format!("{base}Bucket")
+                    },
+                );
                 let bucket = names.bucket(name);
                 let mut props = json!({"BucketName": bucket, "Tags": tag_list(&tags)});
                 if *versioning {
@@ -238,7 +269,14 @@ pub fn template(service: &Service, artifacts: &BTreeMap<String, String>) -> (Val
     let mut http = false;
     for (fname, f) in &service.functions {
         let base = logical(fname);
-        let fid = ids.id(&format!("function.{fname}"), format!("{base}Function"));
+        let fid = ids.id(
+            &format!("function.{fname}"),
+            if sf {
+                sf_function_id(fname)
+            } else {
+                format!("{base}Function")
+            },
+        );
         let rid = ids.id(&format!("role.{fname}"), format!("{base}Role"));
         let fnname = names.function(fname);
         let mut ftags = tags.clone();
@@ -574,7 +612,7 @@ pub fn template(service: &Service, artifacts: &BTreeMap<String, String>) -> (Val
     for (bucket, (configs, perms)) in notifications {
         match service.services.get(&bucket) {
             Some(r) if r.external.is_none() => {
-                let id = ids.id(&format!("bucket.{bucket}"), format!("{}Bucket", logical(&bucket)));
+                let id = ids.id(&format!("bucket.{bucket}"), String::new());
                 if let Some(b) = res.get_mut(&id) {
                     b["Properties"]["NotificationConfiguration"] =
                         json!({"LambdaConfigurations": configs});
