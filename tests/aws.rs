@@ -612,6 +612,23 @@ fn a_killed_deploy_converges_on_the_next_run_without_orphans() {
         );
     }
 
+    // With this many functions, rules and routes, the refresh lists them in bulk; drift
+    // must show just the same.
+    moto.look(&["set-memory", "many-dev-f3", "1024"]);
+    let out = moto.ferry(
+        d,
+        &["plan", "--provider", "aws", "--detailed-exitcode"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("function.f3") && text.contains("memory: 256 → 1024"),
+        "{text}"
+    );
+    assert!(text.contains("1 to change"), "{text}");
+    ok(&moto.ferry(d, &["deploy", "--provider", "aws"], &[]));
+
     // The worst case of a kill: nothing recorded at all. Every create finds the resource a
     // previous run made and adopts it, so the deploy converges without making a second copy.
     std::fs::remove_file(&state_file).unwrap();

@@ -278,11 +278,11 @@ fn state_list_show_and_unlock() {
 
 #[test]
 fn plan_says_which_provider_is_missing() {
-    let dir = write_manifest("service: shop\nprovider: { name: aws, runtime: nodejs22 }\nfunctions:\n  api: { handler: a.h }\n");
+    let dir = write_manifest("service: shop\nprovider: { name: gcp, runtime: nodejs22 }\nfunctions:\n  api: { handler: a.h }\n");
     let r = ferry(dir.path(), &["plan"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("provider `aws` is not available yet"),
+        r.stderr.contains("provider `gcp` is not available yet"),
         "{}",
         r.stderr
     );

@@ -1,6 +1,7 @@
 //! Applying a plan: staleness checks under the state lock, then every change in dependency
 //! order (deletes in reverse), at most `parallelism` at once, retrying retryable errors, and
-//! saving the state after every resource so an interrupted run resumes.
+//! saving the state as changes complete (one write in flight at a time, overlapping the calls)
+//! so an interrupted run resumes.
 
 use super::desired::Desired;
 use super::diff::{desired_hash, recorded_value};
@@ -272,6 +273,12 @@ async fn apply_locked(
     let mut writes = 0u32;
     let mut write_error = None;
     let parallelism = opts.parallelism.max(1);
+    // State writes overlap the provider calls: at most one write in flight, and when it
+    // finishes the next one records everything done meanwhile. A write never waits for a
+    // call and a call never waits for a write (with hundreds of resources, writing the
+    // whole document after each one, in line, took longer than the calls themselves).
+    let mut saving: Option<BoxFuture<'_, (u64, Result<(), super::StateError>)>> = None;
+    let mut dirty = false;
 
     loop {
         while failed.is_empty() && write_error.is_none() && inflight.len() < parallelism {
@@ -295,8 +302,38 @@ async fn apply_locked(
                 events,
             ));
         }
-        let Some(done) = inflight.next().await else {
-            break;
+        if dirty && saving.is_none() && write_error.is_none() {
+            state.serial += 1;
+            state.ferry_version = FERRY_VERSION.to_owned();
+            let snapshot = state.clone();
+            dirty = false;
+            writes += 1;
+            saving = Some(Box::pin(async move {
+                let r = backend.write(&snapshot).await;
+                (snapshot.serial, r)
+            }));
+        }
+        let next = match saving.as_mut() {
+            Some(w) if !inflight.is_empty() => tokio::select! {
+                r = w => Next::Saved(r),
+                d = inflight.next() => Next::Done(d),
+            },
+            Some(w) => Next::Saved(w.await),
+            None => Next::Done(inflight.next().await),
+        };
+        let done = match next {
+            Next::Saved((serial, r)) => {
+                saving = None;
+                match r {
+                    Ok(()) => events.event(&Event::StateWritten { serial }),
+                    Err(e) => {
+                        write_error.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
+            Next::Done(Some(done)) => done,
+            Next::Done(None) => break,
         };
         let c = nodes[done.node];
         let step = step_action(done.op);
@@ -336,10 +373,7 @@ async fn apply_locked(
                     }
                 }
                 applied.push((c.address.clone(), step));
-                if let Err(e) = save(backend, &mut state, events).await {
-                    write_error.get_or_insert(e);
-                }
-                writes += 1;
+                dirty = true;
                 if c.action == Action::Replace && done.op == Operation::Delete {
                     // The second half of a replacement, ahead of anything else waiting.
                     if failed.is_empty() && write_error.is_none() {
@@ -371,6 +405,13 @@ async fn apply_locked(
             }
         }
     }
+    // What finished after the last write.
+    if dirty && write_error.is_none() {
+        writes += 1;
+        if let Err(e) = save(backend, &mut state, events).await {
+            write_error.get_or_insert(e);
+        }
+    }
     if let Some(e) = write_error {
         return Err(e.into());
     }
@@ -394,6 +435,14 @@ async fn apply_locked(
         serial: state.serial,
         summary: plan.summary,
     })
+}
+
+/// What the apply loop woke up for.
+enum Next {
+    /// A state write finished (its serial and result).
+    Saved((u64, Result<(), super::StateError>)),
+    /// A provider call finished (`None`: none is running).
+    Done(Option<Done>),
 }
 
 fn step_action(op: Operation) -> Action {

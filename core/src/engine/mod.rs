@@ -4,7 +4,7 @@
 //! from a [`StateBackend`], refreshes it through the provider, and diffs, giving a [`Plan`]
 //! (data, rendered by [`render`]); [`apply()`] takes a plan, checks it is not stale, and
 //! applies it in dependency order with bounded parallelism and retries, saving the state
-//! after every resource.
+//! as changes complete.
 
 pub mod apply;
 pub mod backend;
@@ -268,26 +268,33 @@ pub async fn plan(
             .iter()
             .filter(|(a, _)| desired_scope.contains(*a) || state_scope.contains(*a))
             .collect();
+        let priors: Vec<(&String, &StateResource, Attributes)> = to_read
+            .iter()
+            .map(|(a, r)| (*a, *r, st.prior(a).unwrap_or_else(|| r.prior())))
+            .collect();
+        let reads: Vec<ReadRequest<'_>> = priors
+            .iter()
+            .map(|(address, rec, recorded)| ReadRequest {
+                address,
+                kind: &rec.kind,
+                recorded,
+            })
+            .collect();
+        provider.prefetch(&reads).await;
         let results: Vec<(String, Result<Option<Attributes>, ProviderError>)> =
-            stream::iter(to_read)
-                .map(|(addr, rec)| {
+            stream::iter(reads.iter())
+                .map(|req| {
                     let logs = &logs;
                     async move {
                         events.event(&Event::Refreshing {
-                            address: addr.clone(),
+                            address: req.address.to_owned(),
                         });
-                        let prior = st.prior(addr).unwrap_or_else(|| rec.prior());
-                        let what = format!("read {addr}");
-                        let req = ReadRequest {
-                            address: addr,
-                            kind: &rec.kind,
-                            recorded: &prior,
-                        };
+                        let what = format!("read {}", req.address);
                         let (r, _) = retry::with_retries(&opts.retry, &what, events, logs, || {
-                            provider.read(&req)
+                            provider.read(req)
                         })
                         .await;
-                        (addr.clone(), r)
+                        (req.address.to_owned(), r)
                     }
                 })
                 .buffer_unordered(opts.parallelism.max(1))

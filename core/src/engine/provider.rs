@@ -123,6 +123,13 @@ pub trait Provider: Send + Sync {
     /// The live attributes of a recorded resource, or `None` when it no longer exists.
     async fn read(&self, request: &ReadRequest<'_>) -> Result<Option<Attributes>, ProviderError>;
 
+    /// Called once before a refresh with every read that will follow, so that a provider can
+    /// list live resources in bulk instead of reading them one by one. Optional: the default
+    /// does nothing, and a provider must still answer each read if listing failed.
+    async fn prefetch(&self, reads: &[ReadRequest<'_>]) {
+        let _ = reads;
+    }
+
     /// Applies one change and returns the resource's attributes afterwards, including values
     /// known only now (an ARN, a URL). A delete returns an empty map.
     async fn apply(&self, request: &ApplyRequest<'_>) -> Result<Attributes, ProviderError>;

@@ -828,7 +828,7 @@ mod tests {
         assert_eq!(
             code_sha256("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
                 .unwrap(),
-            "47DEQpj8HBSa+/TImW+5JCeuQeRbSmo7ZfWyi7xsEsQ="
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
     }
 }

@@ -106,6 +106,17 @@ impl Clients {
         }
     }
 
+    /// The ARN partition of the region (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
     /// The account id of the credentials in use (asked of STS once).
     pub async fn account(&self) -> Result<String, Fail> {
         self.account
@@ -124,6 +135,8 @@ pub struct AwsProvider {
     clients: OnceCell<Clients>,
     /// Package paths by `codeSha256`, learnt at compile time, read when code is uploaded.
     packages: Mutex<BTreeMap<String, PathBuf>>,
+    /// Live state listed in bulk for a refresh; dropped at the first apply.
+    snapshot: Mutex<Option<std::sync::Arc<ops::Snapshot>>>,
 }
 
 impl AwsProvider {
@@ -133,7 +146,12 @@ impl AwsProvider {
             options,
             clients: OnceCell::new(),
             packages: Mutex::new(BTreeMap::new()),
+            snapshot: Mutex::new(None),
         }
+    }
+
+    fn snapshot(&self) -> Option<std::sync::Arc<ops::Snapshot>> {
+        self.snapshot.lock().expect("snapshot lock").clone()
     }
 
     /// The clients, made on first use.
@@ -171,7 +189,16 @@ impl Provider for AwsProvider {
             .map_err(|e| e.context(&format!("reading {}", request.address)))
     }
 
+    async fn prefetch(&self, reads: &[ReadRequest<'_>]) {
+        let c = self.clients().await;
+        let list: Vec<(&str, &Attributes)> = reads.iter().map(|r| (r.kind, r.recorded)).collect();
+        let snap = ops::prefetch(c, &list).await;
+        *self.snapshot.lock().expect("snapshot lock") = Some(std::sync::Arc::new(snap));
+    }
+
     async fn apply(&self, request: &ApplyRequest<'_>) -> Result<Attributes, ProviderError> {
+        // Whatever was listed for the plan is out of date once anything changes.
+        self.snapshot.lock().expect("snapshot lock").take();
         ops::apply(self, request).await.map_err(|e| {
             e.context(&format!("{:?} {}", request.operation, request.address).to_lowercase())
         })

@@ -118,10 +118,16 @@ async fn pause(attempt: u32) {
 pub async fn read(p: &AwsProvider, req: &ReadRequest<'_>) -> R<Option<Attributes>> {
     let c = p.clients().await;
     let a = req.recorded;
+    let snap = p.snapshot();
+    if let Some(s) = snap.as_deref() {
+        if let Some(found) = s.lookup(req.kind, a) {
+            return Ok(found);
+        }
+    }
     match req.kind {
-        kinds::ROLE => read_role(c, a).await,
+        kinds::ROLE => read_role(c, a, snap.as_deref()).await,
         kinds::FUNCTION => read_function(c, a).await,
-        kinds::PERMISSION => read_permission(c, a).await,
+        kinds::PERMISSION => read_permission(c, a, snap.as_deref()).await,
         kinds::API => read_api(c, a).await,
         kinds::INTEGRATION => read_integration(c, a).await,
         kinds::ROUTE => read_route(c, a).await,
@@ -333,27 +339,37 @@ async fn put_role(c: &Clients, d: &Attributes, op: Operation) -> R<Attributes> {
     Ok(out(&[("arn", json!(arn))]))
 }
 
-async fn read_role(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+async fn read_role(c: &Clients, a: &Attributes, snap: Option<&Snapshot>) -> R<Option<Attributes>> {
     let name = text(a, "name")?;
-    let Some(role) = absent(
-        c.iam
-            .get_role()
-            .role_name(&name)
-            .send()
-            .await
-            .map_err(Fail::from),
-    )?
-    else {
-        return Ok(None);
+    let assume = match snap.filter(|s| s.listed.contains(&kinds::ROLE)) {
+        Some(s) => match s.roles.get(&name) {
+            Some(doc) => doc.clone(),
+            None => return Ok(None),
+        },
+        None => {
+            let Some(role) = absent(
+                c.iam
+                    .get_role()
+                    .role_name(&name)
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?
+            else {
+                return Ok(None);
+            };
+            role.role()
+                .and_then(|r| r.assume_role_policy_document())
+                .and_then(parse_doc)
+        }
     };
     let mut live = Attributes::new();
     live.insert("name".into(), json!(name));
-    if let Some(r) = role.role() {
-        if let Some(doc) = r.assume_role_policy_document().and_then(parse_doc) {
-            live.insert("assumeRolePolicy".into(), doc);
-        }
+    if let Some(doc) = assume {
+        live.insert("assumeRolePolicy".into(), doc);
     }
-    if let Some(pol) = absent(
+    // The inline policy has no bulk API.
+    let policy = absent(
         c.iam
             .get_role_policy()
             .role_name(&name)
@@ -361,13 +377,13 @@ async fn read_role(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
             .send()
             .await
             .map_err(Fail::from),
-    )? {
-        if let Some(doc) = parse_doc(pol.policy_document()) {
-            live.insert("policy".into(), doc);
-        }
-    } else {
-        live.insert("policy".into(), Value::Null);
-    }
+    )?;
+    live.insert(
+        "policy".into(),
+        policy
+            .and_then(|p| parse_doc(p.policy_document()))
+            .unwrap_or(Value::Null),
+    );
     Ok(Some(live))
 }
 
@@ -498,8 +514,15 @@ async fn put_function(
             .await
             .map_err(Fail::from);
         match made {
-            Ok(_) => {
-                let arn = wait_function(c, &name).await?;
+            Ok(f) => {
+                use aws_sdk_lambda::types::{LastUpdateStatus, State};
+                // Often active at once (always on moto); otherwise wait until it is.
+                let ready = f.state() == Some(&State::Active)
+                    && f.last_update_status() != Some(&LastUpdateStatus::InProgress);
+                let arn = match f.function_arn() {
+                    Some(arn) if ready => arn.to_owned(),
+                    _ => wait_function(c, &name).await?,
+                };
                 return Ok(out(&[("arn", json!(arn))]));
             }
             Err(e) if e.is("ResourceConflictException") && e.says("already exist") => {}
@@ -596,7 +619,7 @@ async fn read_function(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
     let name = text(a, "name")?;
     let Some(f) = absent(
         c.lambda
-            .get_function_configuration()
+            .get_function()
             .function_name(&name)
             .send()
             .await
@@ -605,6 +628,16 @@ async fn read_function(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
     else {
         return Ok(None);
     };
+    Ok(f.configuration().map(|f| function_live(&name, a, f)))
+}
+
+/// What drift is judged on, from a function's configuration (as `GetFunctionConfiguration`
+/// or `ListFunctions` return it).
+fn function_live(
+    name: &str,
+    a: &Attributes,
+    f: &aws_sdk_lambda::types::FunctionConfiguration,
+) -> Attributes {
     let env: serde_json::Map<String, Value> = f
         .environment()
         .and_then(|e| e.variables())
@@ -634,7 +667,7 @@ async fn read_function(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
             json!(f.description().unwrap_or_default()),
         );
     }
-    Ok(Some(live))
+    live
 }
 
 // ---- Lambda permission ------------------------------------------------------------------
@@ -644,7 +677,7 @@ async fn put_permission(c: &Clients, d: &Attributes) -> R<Attributes> {
     let sid = text(d, "statementId")?;
     // A statement with this id may exist (a killed run made it, or it is being replaced):
     // remove it first, so the function never holds two statements for one trigger.
-    if read_permission(c, d).await?.is_some() {
+    if read_permission(c, d, None).await?.is_some() {
         gone_ok(
             c.lambda
                 .remove_permission()
@@ -667,25 +700,36 @@ async fn put_permission(c: &Clients, d: &Attributes) -> R<Attributes> {
     Ok(Attributes::new())
 }
 
-async fn read_permission(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
+async fn read_permission(
+    c: &Clients,
+    a: &Attributes,
+    snap: Option<&Snapshot>,
+) -> R<Option<Attributes>> {
     let function = text(a, "function")?;
     let sid = text(a, "statementId")?;
-    let Some(p) = absent(
+    let doc = match snap {
+        Some(s) => s.policy(c, &function).await?,
+        None => function_policy(c, &function).await?,
+    };
+    let found = doc.as_ref().is_some_and(|d| {
+        d["Statement"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|st| st["Sid"] == json!(sid)))
+    });
+    Ok(found.then(|| out(&[("function", json!(function)), ("statementId", json!(sid))])))
+}
+
+/// A function's resource policy, `None` when it has none (or the function is gone).
+async fn function_policy(c: &Clients, function: &str) -> R<Option<Value>> {
+    Ok(absent(
         c.lambda
             .get_policy()
-            .function_name(&function)
+            .function_name(function)
             .send()
             .await
             .map_err(Fail::from),
     )?
-    else {
-        return Ok(None);
-    };
-    let doc = p.policy().and_then(parse_doc).unwrap_or(Value::Null);
-    let found = doc["Statement"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|st| st["Sid"] == json!(sid)));
-    Ok(found.then(|| out(&[("function", json!(function)), ("statementId", json!(sid))])))
+    .and_then(|p| p.policy().and_then(parse_doc)))
 }
 
 // ---- API Gateway v2 ---------------------------------------------------------------------
@@ -720,7 +764,11 @@ async fn api_outputs(c: &Clients, id: &str, endpoint: Option<&str>) -> R<Attribu
         ),
         (
             "executionArn",
-            json!(format!("arn:aws:execute-api:{}:{account}:{id}", c.region)),
+            json!(format!(
+                "arn:{}:execute-api:{}:{account}:{id}",
+                c.partition(),
+                c.region
+            )),
         ),
     ]))
 }
@@ -997,20 +1045,28 @@ fn queue_attributes(d: &Attributes) -> HashMap<aws_sdk_sqs::types::QueueAttribut
     m
 }
 
+/// A queue's URL and ARN. The ARN follows from the URL (`.../<account>/<name>`), which saves a
+/// call per queue; when the URL has another shape, SQS is asked.
 async fn queue_outputs(c: &Clients, url: &str) -> R<Attributes> {
     use aws_sdk_sqs::types::QueueAttributeName as N;
-    let attrs = c
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(N::QueueArn)
-        .send()
-        .await?;
-    let arn = attrs
-        .attributes()
-        .and_then(|m| m.get(&N::QueueArn))
-        .cloned()
-        .unwrap_or_default();
+    let mut parts = url.trim_end_matches('/').rsplit('/');
+    let (name, account) = (parts.next(), parts.next());
+    let arn = match (name, account) {
+        (Some(n), Some(a)) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("arn:{}:sqs:{}:{a}:{n}", c.partition(), c.region)
+        }
+        _ => c
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(N::QueueArn)
+            .send()
+            .await?
+            .attributes()
+            .and_then(|m| m.get(&N::QueueArn))
+            .cloned()
+            .unwrap_or_default(),
+    };
     Ok(out(&[("url", json!(url)), ("arn", json!(arn))]))
 }
 
@@ -1382,7 +1438,7 @@ async fn put_bucket(c: &Clients, d: &Attributes) -> R<Attributes> {
     }
     Ok(out(&[
         ("name", json!(name)),
-        ("arn", json!(format!("arn:aws:s3:::{name}"))),
+        ("arn", json!(format!("arn:{}:s3:::{name}", c.partition()))),
     ]))
 }
 
@@ -1851,4 +1907,316 @@ async fn read_secret(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
         live.insert("description".into(), json!(s.description()));
     }
     Ok(Some(live))
+}
+
+// ---- refresh in bulk --------------------------------------------------------------------
+
+/// Live state listed in bulk before a refresh, so that a plan of hundreds of resources costs
+/// a few list calls instead of one call each: functions (`ListFunctions`), schedule rules
+/// (`ListRules` by the service's name prefix), roles' trust policies (`ListRoles`; the inline
+/// policy is still read per role), event source mappings, and each HTTP API's
+/// routes and integrations; resource policies are fetched once per function, not once per
+/// permission. Kinds with fewer recorded resources than [`BULK_MIN`] are read one by one (in
+/// a large account, listing everything would cost more). Dropped at the first apply.
+pub struct Snapshot {
+    /// (kind, key) → live attributes; a kind listed here with a key missing means "gone".
+    found: HashMap<(&'static str, String), Attributes>,
+    functions: HashMap<String, aws_sdk_lambda::types::FunctionConfiguration>,
+    /// Role name → its trust policy.
+    roles: HashMap<String, Option<Value>>,
+    listed: Vec<&'static str>,
+    policies:
+        tokio::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<Option<Value>>>>>,
+}
+
+/// The fewest recorded resources of a kind for which listing beats reading one by one.
+pub const BULK_MIN: usize = 10;
+
+impl Snapshot {
+    /// The live attributes of a recorded resource if this snapshot covers its kind.
+    fn lookup(&self, kind: &str, a: &Attributes) -> Option<Option<Attributes>> {
+        let (k, key) = match kind {
+            kinds::FUNCTION => {
+                if !self.listed.contains(&kinds::FUNCTION) {
+                    return None;
+                }
+                let name = opt_text(a, "name")?;
+                return Some(
+                    self.functions
+                        .get(&name)
+                        .map(|f| function_live(&name, a, f)),
+                );
+            }
+            kinds::RULE => (kinds::RULE, opt_text(a, "name")?),
+            kinds::MAPPING => (kinds::MAPPING, opt_text(a, "uuid")?),
+            kinds::ROUTE => (
+                kinds::ROUTE,
+                format!("{}/{}", opt_text(a, "api")?, opt_text(a, "id")?),
+            ),
+            kinds::INTEGRATION => (
+                kinds::INTEGRATION,
+                format!("{}/{}", opt_text(a, "api")?, opt_text(a, "id")?),
+            ),
+            _ => return None,
+        };
+        if k == kinds::ROUTE || k == kinds::INTEGRATION {
+            let api = key.split('/').next().unwrap_or_default();
+            if !self.listed.contains(&k)
+                || !self
+                    .found
+                    .keys()
+                    .any(|(kk, kkey)| *kk == "api-listed" && kkey == api)
+            {
+                return None;
+            }
+        } else if !self.listed.contains(&k) {
+            return None;
+        }
+        Some(self.found.get(&(k, key)).cloned())
+    }
+
+    /// A function's resource policy, fetched once however many permissions ask.
+    async fn policy(&self, c: &Clients, function: &str) -> R<Option<Value>> {
+        let cell = self
+            .policies
+            .lock()
+            .await
+            .entry(function.to_owned())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| function_policy(c, function))
+            .await
+            .cloned()
+    }
+}
+
+/// Lists what the reads will ask about. A failed listing leaves that kind to single reads.
+pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
+    let count = |k: &str| reads.iter().filter(|(kind, _)| *kind == k).count();
+    let mut snap = Snapshot {
+        found: HashMap::new(),
+        functions: HashMap::new(),
+        roles: HashMap::new(),
+        listed: Vec::new(),
+        policies: Default::default(),
+    };
+    let functions = async {
+        if count(kinds::FUNCTION) < BULK_MIN {
+            return None;
+        }
+        let mut out = HashMap::new();
+        let mut pages = c.lambda.list_functions().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for f in page.ok()?.functions() {
+                if let Some(n) = f.function_name() {
+                    out.insert(n.to_owned(), f.clone());
+                }
+            }
+        }
+        Some(out)
+    };
+    let roles = async {
+        if count(kinds::ROLE) < BULK_MIN {
+            return None;
+        }
+        let mut out = HashMap::new();
+        let mut pages = c.iam.list_roles().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for r in page.ok()?.roles() {
+                out.insert(
+                    r.role_name().to_owned(),
+                    r.assume_role_policy_document().and_then(parse_doc),
+                );
+            }
+        }
+        Some(out)
+    };
+    let rules = async {
+        use aws_sdk_eventbridge::types::RuleState;
+        if count(kinds::RULE) < BULK_MIN {
+            return None;
+        }
+        // Rule names start with `<service>-<stage>-`: list only those.
+        let names: Vec<String> = reads
+            .iter()
+            .filter(|(k, _)| *k == kinds::RULE)
+            .filter_map(|(_, a)| opt_text(a, "name"))
+            .collect();
+        let prefix = common_prefix(&names);
+        let mut out = HashMap::new();
+        let mut token = None;
+        loop {
+            let page = c
+                .events
+                .list_rules()
+                .name_prefix(&prefix)
+                .set_next_token(token)
+                .send()
+                .await
+                .ok()?;
+            for r in page.rules() {
+                let name = r.name().unwrap_or_default().to_owned();
+                out.insert(
+                    name.clone(),
+                    out_owned(vec![
+                        ("name", json!(name)),
+                        ("scheduleExpression", json!(r.schedule_expression())),
+                        ("enabled", json!(r.state() == Some(&RuleState::Enabled))),
+                    ]),
+                );
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Some(out)
+    };
+    let mappings = async {
+        if count(kinds::MAPPING) < BULK_MIN {
+            return None;
+        }
+        let mut out = HashMap::new();
+        let mut pages = c
+            .lambda
+            .list_event_source_mappings()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for m in page.ok()?.event_source_mappings() {
+                if let Some(u) = m.uuid() {
+                    out.insert(
+                        u.to_owned(),
+                        out_owned(vec![
+                            ("eventSourceArn", json!(m.event_source_arn())),
+                            ("batchSize", json!(m.batch_size())),
+                        ]),
+                    );
+                }
+            }
+        }
+        Some(out)
+    };
+    let apis: std::collections::BTreeSet<String> = reads
+        .iter()
+        .filter(|(k, _)| *k == kinds::ROUTE || *k == kinds::INTEGRATION)
+        .filter_map(|(_, a)| opt_text(a, "api"))
+        .collect();
+    let web = async {
+        if count(kinds::ROUTE) + count(kinds::INTEGRATION) < BULK_MIN {
+            return None;
+        }
+        let mut routes = HashMap::new();
+        let mut integrations = HashMap::new();
+        let mut listed = Vec::new();
+        for api in &apis {
+            let mut token = None;
+            loop {
+                let page = c
+                    .apigw
+                    .get_routes()
+                    .api_id(api)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .ok()?;
+                for r in page.items() {
+                    routes.insert(
+                        format!("{api}/{}", r.route_id().unwrap_or_default()),
+                        out_owned(vec![
+                            ("routeKey", json!(r.route_key())),
+                            ("target", json!(r.target())),
+                        ]),
+                    );
+                }
+                token = page.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            let mut token = None;
+            loop {
+                let page = c
+                    .apigw
+                    .get_integrations()
+                    .api_id(api)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .ok()?;
+                for i in page.items() {
+                    integrations.insert(
+                        format!("{api}/{}", i.integration_id().unwrap_or_default()),
+                        out_owned(vec![
+                            ("uri", json!(i.integration_uri())),
+                            ("payloadFormatVersion", json!(i.payload_format_version())),
+                        ]),
+                    );
+                }
+                token = page.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            listed.push(api.clone());
+        }
+        Some((routes, integrations, listed))
+    };
+    let (functions, roles, rules, mappings, web) =
+        tokio::join!(functions, roles, rules, mappings, web);
+    if let Some(f) = functions {
+        snap.functions = f;
+        snap.listed.push(kinds::FUNCTION);
+    }
+    if let Some(r) = roles {
+        snap.roles = r;
+        snap.listed.push(kinds::ROLE);
+    }
+    for (kind, found) in [(kinds::RULE, rules), (kinds::MAPPING, mappings)] {
+        if let Some(m) = found {
+            snap.listed.push(kind);
+            snap.found
+                .extend(m.into_iter().map(|(k, v)| ((kind, k), v)));
+        }
+    }
+    if let Some((routes, integrations, listed)) = web {
+        snap.listed.push(kinds::ROUTE);
+        snap.listed.push(kinds::INTEGRATION);
+        snap.found
+            .extend(routes.into_iter().map(|(k, v)| ((kinds::ROUTE, k), v)));
+        snap.found.extend(
+            integrations
+                .into_iter()
+                .map(|(k, v)| ((kinds::INTEGRATION, k), v)),
+        );
+        for api in listed {
+            snap.found.insert(("api-listed", api), Attributes::new());
+        }
+    }
+    snap
+}
+
+fn out_owned(pairs: Vec<(&str, Value)>) -> Attributes {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The longest common prefix of some names.
+fn common_prefix(names: &[String]) -> String {
+    let Some(first) = names.first() else {
+        return String::new();
+    };
+    let mut len = first.len();
+    for n in &names[1..] {
+        len = len.min(
+            first
+                .bytes()
+                .zip(n.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    first[..len].to_owned()
 }
