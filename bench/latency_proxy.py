@@ -9,6 +9,7 @@ forwarded after the delay; the answer is returned as it is.
 """
 
 import http.client
+import socket
 import sys
 import threading
 import time
@@ -25,12 +26,22 @@ def upstream():
     conn = getattr(local, "conn", None)
     if conn is None:
         conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
+        conn.connect()
+        # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to a request whose
+        # headers and body go out in two writes.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         local.conn = conn
     return conn
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Buffer the answer and send it in one write (see TCP_NODELAY above).
+    wbufsize = -1
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, *args):
         pass
@@ -58,6 +69,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = forward
 

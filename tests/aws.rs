@@ -693,3 +693,32 @@ fn state_in_s3_with_a_conditional_write_lock() {
     let out = ok(&moto.ferry(d, &["deploy", "--provider", "aws"], &[]));
     assert!(out.contains("0 to add, 0 to change, 0 to destroy"), "{out}");
 }
+
+#[test]
+fn rust_api_deploys_on_provided_al2023() {
+    let moto = Moto::start();
+    // In place, as tests/package.rs packages it, so that cargo reuses its build; a stage of
+    // its own keeps the state apart.
+    let d = root().join("examples/rust-api");
+    let state = d.join(".ferry/state/rust-api-awstest-aws.json");
+    let _ = std::fs::remove_file(&state);
+    ok(&moto.ferry(&d, &["deploy", "--provider", "aws", "-s", "awstest"], &[]));
+    let live = moto.look(&["deployed", "rust-api"]);
+    let f = &live["functions"]["rust-api-awstest-api"];
+    assert_eq!(f["runtime"], "provided.al2023");
+    assert_eq!(f["handler"], "bootstrap");
+    assert_eq!(f["architectures"], serde_json::json!(["x86_64"]));
+    assert_eq!(f["environment"]["RUST_LOG"], "info");
+    let routes = live["apis"]["rust-api-awstest"]["routes"]
+        .as_object()
+        .unwrap();
+    let mut keys: Vec<&str> = routes.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["GET /items", "GET /items/{id}", "POST /items"]);
+    ok(&moto.ferry(&d, &["remove", "--provider", "aws", "-s", "awstest"], &[]));
+    assert_eq!(
+        section_len(&moto.look(&["deployed", "rust-api"]), "functions"),
+        0
+    );
+    let _ = std::fs::remove_file(&state);
+}

@@ -286,7 +286,11 @@ fn apply(
             r.provider.as_ref(),
             &inputs,
             r.backend.as_ref(),
-            &plan_options(args, destroy),
+            &PlanOptions {
+                // The refresh reads as many at once as the apply changes.
+                parallelism,
+                ..plan_options(args, destroy)
+            },
             &progress,
         )) {
             Ok(p) => p,

@@ -341,9 +341,9 @@ async fn put_role(c: &Clients, d: &Attributes, op: Operation) -> R<Attributes> {
 
 async fn read_role(c: &Clients, a: &Attributes, snap: Option<&Snapshot>) -> R<Option<Attributes>> {
     let name = text(a, "name")?;
-    let assume = match snap.filter(|s| s.listed.contains(&kinds::ROLE)) {
+    let (assume, policy) = match snap.filter(|s| s.listed.contains(&kinds::ROLE)) {
         Some(s) => match s.roles.get(&name) {
-            Some(doc) => doc.clone(),
+            Some(found) => found.clone(),
             None => return Ok(None),
         },
         None => {
@@ -358,9 +358,21 @@ async fn read_role(c: &Clients, a: &Attributes, snap: Option<&Snapshot>) -> R<Op
             else {
                 return Ok(None);
             };
-            role.role()
-                .and_then(|r| r.assume_role_policy_document())
-                .and_then(parse_doc)
+            let policy = absent(
+                c.iam
+                    .get_role_policy()
+                    .role_name(&name)
+                    .policy_name("ferry")
+                    .send()
+                    .await
+                    .map_err(Fail::from),
+            )?;
+            (
+                role.role()
+                    .and_then(|r| r.assume_role_policy_document())
+                    .and_then(parse_doc),
+                policy.and_then(|p| parse_doc(p.policy_document())),
+            )
         }
     };
     let mut live = Attributes::new();
@@ -368,22 +380,7 @@ async fn read_role(c: &Clients, a: &Attributes, snap: Option<&Snapshot>) -> R<Op
     if let Some(doc) = assume {
         live.insert("assumeRolePolicy".into(), doc);
     }
-    // The inline policy has no bulk API.
-    let policy = absent(
-        c.iam
-            .get_role_policy()
-            .role_name(&name)
-            .policy_name("ferry")
-            .send()
-            .await
-            .map_err(Fail::from),
-    )?;
-    live.insert(
-        "policy".into(),
-        policy
-            .and_then(|p| parse_doc(p.policy_document()))
-            .unwrap_or(Value::Null),
-    );
+    live.insert("policy".into(), policy.unwrap_or(Value::Null));
     Ok(Some(live))
 }
 
@@ -1913,8 +1910,8 @@ async fn read_secret(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
 
 /// Live state listed in bulk before a refresh, so that a plan of hundreds of resources costs
 /// a few list calls instead of one call each: functions (`ListFunctions`), schedule rules
-/// (`ListRules` by the service's name prefix), roles' trust policies (`ListRoles`; the inline
-/// policy is still read per role), event source mappings, and each HTTP API's
+/// (`ListRules` by the service's name prefix), roles with their trust and inline policies
+/// (`GetAccountAuthorizationDetails`), event source mappings, and each HTTP API's
 /// routes and integrations; resource policies are fetched once per function, not once per
 /// permission. Kinds with fewer recorded resources than [`BULK_MIN`] are read one by one (in
 /// a large account, listing everything would cost more). Dropped at the first apply.
@@ -1922,8 +1919,8 @@ pub struct Snapshot {
     /// (kind, key) → live attributes; a kind listed here with a key missing means "gone".
     found: HashMap<(&'static str, String), Attributes>,
     functions: HashMap<String, aws_sdk_lambda::types::FunctionConfiguration>,
-    /// Role name → its trust policy.
-    roles: HashMap<String, Option<Value>>,
+    /// Role name → its trust policy and its inline policy `ferry`.
+    roles: HashMap<String, (Option<Value>, Option<Value>)>,
     listed: Vec<&'static str>,
     policies:
         tokio::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<Option<Value>>>>>,
@@ -2016,16 +2013,29 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
         Some(out)
     };
     let roles = async {
+        use aws_sdk_iam::types::EntityType;
         if count(kinds::ROLE) < BULK_MIN {
             return None;
         }
+        // Every role with its trust policy and inline policies, a page of many roles a call.
         let mut out = HashMap::new();
-        let mut pages = c.iam.list_roles().into_paginator().send();
+        let mut pages = c
+            .iam
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
-            for r in page.ok()?.roles() {
+            for r in page.ok()?.role_detail_list() {
+                let Some(name) = r.role_name() else { continue };
+                let policy = r
+                    .role_policy_list()
+                    .iter()
+                    .find(|p| p.policy_name() == Some("ferry"))
+                    .and_then(|p| p.policy_document().and_then(parse_doc));
                 out.insert(
-                    r.role_name().to_owned(),
-                    r.assume_role_policy_document().and_then(parse_doc),
+                    name.to_owned(),
+                    (r.assume_role_policy_document().and_then(parse_doc), policy),
                 );
             }
         }
