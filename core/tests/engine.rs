@@ -149,7 +149,8 @@ async fn create_then_noop_then_update_then_delete() {
         ["function.api", "queue.jobs", "role.api"]
     );
     let serial = w.serial(&s);
-    assert_eq!(serial, 3, "one state write per resource");
+    // Writes overlap the calls: at least one, at most one per resource, however they overlap.
+    assert!((1..=3).contains(&serial), "serial {serial} after 3 creates");
 
     // No change: no mutating call, and the serial still moves on.
     w.provider.reset_calls();
