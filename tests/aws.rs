@@ -192,7 +192,12 @@ fn queue_worker_deploys_as_declared_redeploys_without_calls_and_removes_everythi
     let dir = example("queue-worker");
     let d = dir.path();
     let env = [("FERRY_SECRET_API_TOKEN", SECRET)];
-    ok(&moto.ferry(d, &["deploy", "--provider", "aws"], &env));
+    let first = moto.ferry(d, &["deploy", "--provider", "aws"], &env);
+    let shown = ok(&first) + &String::from_utf8_lossy(&first.stderr);
+    assert!(
+        shown.contains("secret.api-token") && !shown.contains(SECRET),
+        "{shown}"
+    );
 
     let live = moto.look(&["deployed", "queue-worker"]);
     let f = &live["functions"];

@@ -125,3 +125,75 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_lambda::operation::create_function::CreateFunctionError;
+    use aws_sdk_lambda::types::error::{
+        InvalidParameterValueException, ResourceNotFoundException, TooManyRequestsException,
+    };
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn raw(status: u16) -> HttpResponse {
+        Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(""))
+    }
+
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    #[test]
+    fn a_role_not_yet_visible_to_lambda_is_retried() {
+        let e = CreateFunctionError::InvalidParameterValueException(
+            InvalidParameterValueException::builder()
+                .message("The role defined for the function cannot be assumed by Lambda.")
+                .meta(meta(
+                    "InvalidParameterValueException",
+                    "The role defined for the function cannot be assumed by Lambda.",
+                ))
+                .build(),
+        );
+        let f = Fail::from(SdkError::service_error(e, raw(400)));
+        assert!(f.retryable, "{f:?}");
+        assert!(f.message.contains("cannot be assumed"));
+    }
+
+    #[test]
+    fn throttling_is_retried_and_a_bad_parameter_is_not() {
+        let e = CreateFunctionError::TooManyRequestsException(
+            TooManyRequestsException::builder()
+                .message("Rate exceeded")
+                .meta(meta("TooManyRequestsException", "Rate exceeded"))
+                .build(),
+        );
+        assert!(Fail::from(SdkError::service_error(e, raw(429))).retryable);
+        let e = CreateFunctionError::InvalidParameterValueException(
+            InvalidParameterValueException::builder()
+                .message("Value 99999 for MemorySize is invalid")
+                .meta(meta(
+                    "InvalidParameterValueException",
+                    "Value 99999 for MemorySize is invalid",
+                ))
+                .build(),
+        );
+        let f = Fail::from(SdkError::service_error(e, raw(400)));
+        assert!(!f.retryable, "{f:?}");
+        assert!(!f.not_found());
+    }
+
+    #[test]
+    fn not_found_is_told_apart() {
+        let e = CreateFunctionError::ResourceNotFoundException(
+            ResourceNotFoundException::builder()
+                .message("Function not found")
+                .meta(meta("ResourceNotFoundException", "Function not found"))
+                .build(),
+        );
+        let f = Fail::from(SdkError::service_error(e, raw(404)));
+        assert!(f.not_found() && !f.retryable, "{f:?}");
+        assert_eq!(f.status, Some(404));
+    }
+}
