@@ -512,10 +512,31 @@ fn code_change_updates_one_function_and_drift_shows_in_the_plan() {
 }
 
 #[test]
-fn hello_http_routes_and_cors() {
+fn hello_http_routes_cors_and_packages_through_a_deployment_bucket() {
     let moto = Moto::start();
     let dir = example("hello-http");
+    let manifest = std::fs::read_to_string(dir.path().join("serverless.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("serverless.yaml"),
+        manifest.replace(
+            "provider:\n",
+            "provider:\n  aws: { deploymentBucket: ferry-artifacts }\n",
+        ),
+    )
+    .unwrap();
+    moto.look(&["create-bucket", "ferry-artifacts"]);
     ok(&moto.ferry(dir.path(), &["deploy", "--provider", "aws"], &[]));
+
+    // The three functions share one package: uploaded once, under its hash, and what Lambda
+    // runs is exactly that object.
+    let objects = moto.look(&["list-objects", "ferry-artifacts"]);
+    let objects = objects.as_object().unwrap();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let (key, sha) = objects.iter().next().unwrap();
+    assert!(
+        key.starts_with("ferry/packages/") && key.ends_with(".zip"),
+        "{key}"
+    );
     let live = moto.look(&["deployed", "hello-http"]);
     let api = &live["apis"]["hello-http-dev"];
     let routes = api["routes"].as_object().unwrap();
@@ -533,6 +554,12 @@ fn hello_http_routes_and_cors() {
     assert_eq!(f["memory"], 128);
     assert_eq!(f["timeout"], 5);
     assert_eq!(f["environment"]["GREETING"], "Hello");
+    for name in ["hello", "greet", "echo"] {
+        assert_eq!(
+            &live["functions"][format!("hello-http-dev-{name}")]["codeSha256"],
+            sha
+        );
+    }
 }
 
 #[test]

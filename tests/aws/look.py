@@ -260,6 +260,15 @@ def main():
     elif cmd == "put-object":
         body = sys.argv[5].encode() if len(sys.argv) > 5 else b"{}"
         client("s3").put_object(Bucket=sys.argv[3], Key=sys.argv[4], Body=body)
+    elif cmd == "list-objects":
+        import hashlib
+
+        s3 = client("s3")
+        found = {}
+        for o in s3.list_objects_v2(Bucket=sys.argv[3]).get("Contents", []):
+            body = s3.get_object(Bucket=sys.argv[3], Key=o["Key"])["Body"].read()
+            found[o["Key"]] = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        print(json.dumps(found))
     elif cmd == "create-bucket":
         client("s3").create_bucket(Bucket=sys.argv[3])
     else:

@@ -135,6 +135,8 @@ pub struct AwsProvider {
     clients: OnceCell<Clients>,
     /// Package paths by `codeSha256`, learnt at compile time, read when code is uploaded.
     packages: Mutex<BTreeMap<String, PathBuf>>,
+    /// `provider.aws.deploymentBucket`: where packages are uploaded (else they go inline).
+    deployment_bucket: Mutex<Option<String>>,
     /// Live state listed in bulk for a refresh; dropped at the first apply.
     snapshot: Mutex<Option<std::sync::Arc<ops::Snapshot>>>,
 }
@@ -147,7 +149,15 @@ impl AwsProvider {
             clients: OnceCell::new(),
             packages: Mutex::new(BTreeMap::new()),
             snapshot: Mutex::new(None),
+            deployment_bucket: Mutex::new(None),
         }
+    }
+
+    fn deployment_bucket(&self) -> Option<String> {
+        self.deployment_bucket
+            .lock()
+            .expect("deployment bucket lock")
+            .clone()
     }
 
     fn snapshot(&self) -> Option<std::sync::Arc<ops::Snapshot>> {
@@ -179,6 +189,24 @@ impl Provider for AwsProvider {
     fn compile(&self, inputs: &Inputs<'_>) -> Result<Vec<Resource>, ProviderError> {
         let resources = compile::compile(inputs.service, inputs.artifacts, inputs.secrets)
             .map_err(ProviderError::fatal)?;
+        let bucket = match inputs
+            .service
+            .settings
+            .get("aws")
+            .and_then(|a| a.get("deploymentBucket"))
+        {
+            None => None,
+            Some(serde_json::Value::String(b)) if !b.is_empty() => Some(b.clone()),
+            Some(other) => {
+                return Err(ProviderError::fatal(format!(
+                    "provider.aws.deploymentBucket must be a bucket name, not {other}"
+                )))
+            }
+        };
+        *self
+            .deployment_bucket
+            .lock()
+            .expect("deployment bucket lock") = bucket;
         remember_packages(&self.packages, inputs.artifacts);
         Ok(resources)
     }

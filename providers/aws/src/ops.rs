@@ -425,7 +425,20 @@ fn env_map(d: &Attributes) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn zip_bytes(p: &AwsProvider, sha: &str) -> R<Vec<u8>> {
+/// Lambda's limit for a zip sent inline with the request.
+const INLINE_MAX: usize = 50 * 1024 * 1024;
+
+/// Where a function's code comes from.
+enum Code {
+    /// Sent with the request.
+    Inline(Vec<u8>),
+    /// Uploaded to the deployment bucket first.
+    S3 { bucket: String, key: String },
+}
+
+/// The package with this `CodeSha256`, inline, or (with `provider.aws.deploymentBucket`)
+/// uploaded once under its content hash, so functions sharing a package share the upload.
+async fn code_for(p: &AwsProvider, c: &Clients, sha: &str) -> R<Code> {
     let path = p.package_path(sha).ok_or_else(|| {
         Fail::new(format!(
             "no package with code sha256 {sha} was built in this run; run `ferry package` and deploy again"
@@ -434,14 +447,41 @@ async fn zip_bytes(p: &AwsProvider, sha: &str) -> R<Vec<u8>> {
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|e| Fail::new(format!("reading {}: {e}", path.display())))?;
-    if bytes.len() > 50 * 1024 * 1024 {
-        return Err(Fail::new(format!(
-            "{} is {} MB; Lambda takes at most 50 MB in a direct upload (larger packages need an S3 upload, which ferry does not do yet)",
-            path.display(),
-            bytes.len() / (1024 * 1024)
-        )));
+    let Some(bucket) = p.deployment_bucket() else {
+        if bytes.len() > INLINE_MAX {
+            return Err(Fail::new(format!(
+                "{} is {} MB; Lambda takes at most 50 MB inline. Set `provider.aws.deploymentBucket` to a bucket of yours and ferry uploads packages there",
+                path.display(),
+                bytes.len() / (1024 * 1024)
+            )));
+        }
+        return Ok(Code::Inline(bytes));
+    };
+    use base64::Engine;
+    let hex_sha = base64::engine::general_purpose::STANDARD
+        .decode(sha)
+        .map(hex::encode)
+        .map_err(|e| Fail::new(format!("bad code sha256 {sha}: {e}")))?;
+    let key = format!("ferry/packages/{hex_sha}.zip");
+    let exists = absent(
+        c.s3.head_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(Fail::from),
+    )?
+    .is_some();
+    if !exists {
+        c.s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .content_type("application/zip")
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await?;
     }
-    Ok(bytes)
+    Ok(Code::S3 { bucket, key })
 }
 
 /// Waits until the function can take the next change: `State=Active` and
@@ -492,7 +532,13 @@ async fn put_function(
         .build();
     let ftags: HashMap<String, String> = tags(d).into_iter().collect();
     if op == Operation::Create {
-        let zip = zip_bytes(p, &sha).await?;
+        let code = match code_for(p, c, &sha).await? {
+            Code::Inline(zip) => FunctionCode::builder().zip_file(Blob::new(zip)).build(),
+            Code::S3 { bucket, key } => FunctionCode::builder()
+                .s3_bucket(bucket)
+                .s3_key(key)
+                .build(),
+        };
         let made = c
             .lambda
             .create_function()
@@ -506,7 +552,7 @@ async fn put_function(
             .environment(env.clone())
             .set_description(opt_text(d, "description"))
             .set_tags(Some(ftags.clone()))
-            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .code(code)
             .send()
             .await
             .map_err(Fail::from);
@@ -535,15 +581,17 @@ async fn put_function(
         .send()
         .await?;
     if live.code_sha256() != Some(sha.as_str()) || live.architectures().first() != Some(&arch) {
-        let zip = zip_bytes(p, &sha).await?;
-        wait_function(c, &name).await?;
-        c.lambda
+        let update = c
+            .lambda
             .update_function_code()
             .function_name(&name)
-            .zip_file(Blob::new(zip))
-            .architectures(arch)
-            .send()
-            .await?;
+            .architectures(arch);
+        let update = match code_for(p, c, &sha).await? {
+            Code::Inline(zip) => update.zip_file(Blob::new(zip)),
+            Code::S3 { bucket, key } => update.s3_bucket(bucket).s3_key(key),
+        };
+        wait_function(c, &name).await?;
+        update.send().await?;
         wait_function(c, &name).await?;
     }
     let live_env: HashMap<String, String> = live
