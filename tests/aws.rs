@@ -754,3 +754,54 @@ fn rust_api_deploys_on_provided_al2023() {
     );
     let _ = std::fs::remove_file(&state);
 }
+
+#[test]
+fn settings_change_in_place() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let manifest = |visibility: u32, dead_letter: &str, team: &str| {
+        format!(
+            "service: upd\nprovider:\n  runtime: nodejs22\n  tags: {{ team: {team} }}\nservices:\n  jobs: {{ type: queue, visibilityTimeout: {visibility}{dead_letter} }}\nfunctions:\n  consumer:\n    handler: h.handler\n    timeout: 20\n    triggers: [{{ queue: jobs }}]\n"
+        )
+    };
+    std::fs::write(d.join("h.js"), "exports.handler = async () => 1;\n").unwrap();
+    std::fs::write(
+        d.join("serverless.yaml"),
+        manifest(30, ", deadLetter: { maxReceives: 3 }", "a"),
+    )
+    .unwrap();
+    ok(&moto.ferry(d, &["deploy", "--provider", "aws"], &[]));
+    let live = moto.look(&["deployed", "upd"]);
+    assert_eq!(
+        live["queues"]["upd-dev-jobs"]["redrive"]["maxReceiveCount"],
+        3
+    );
+    assert_eq!(section_len(&live, "queues"), 2);
+
+    // Longer visibility, no dead-letter queue, another tag value: updated in place, the DLQ
+    // deleted, the queue's redrive policy removed.
+    std::fs::write(d.join("serverless.yaml"), manifest(90, "", "b")).unwrap();
+    let out = ok(&moto.ferry(d, &["deploy", "--provider", "aws"], &[]));
+    assert!(
+        out.contains("1 to destroy") && !out.contains("to add, 0 to change"),
+        "{out}"
+    );
+    let live = moto.look(&["deployed", "upd"]);
+    let q = &live["queues"]["upd-dev-jobs"];
+    assert_eq!(q["visibilityTimeout"], 90, "{live:#}");
+    assert!(q["redrive"].is_null(), "{q}");
+    assert_eq!(section_len(&live, "queues"), 1);
+    assert_eq!(live["functions"]["upd-dev-consumer"]["tags"]["team"], "b");
+    let out = moto.ferry(
+        d,
+        &["plan", "--provider", "aws", "--detailed-exitcode"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -256,10 +256,10 @@ pub async fn apply(p: &AwsProvider, req: &ApplyRequest<'_>) -> R<Attributes> {
         kinds::INTEGRATION => put_integration(c, d, prior).await,
         kinds::ROUTE => put_route(c, d, prior).await,
         kinds::STAGE => put_stage(c, d, op).await,
-        kinds::QUEUE => put_queue(c, d).await,
+        kinds::QUEUE => put_queue(c, d, op, prior).await,
         kinds::MAPPING => put_mapping(c, d, prior).await,
         kinds::RULE => put_rule(c, d).await,
-        kinds::BUCKET => put_bucket(c, d).await,
+        kinds::BUCKET => put_bucket(c, d, op).await,
         kinds::NOTIFICATION => put_notification(c, d).await,
         kinds::TOPIC => put_topic(c, d).await,
         kinds::SUBSCRIPTION => put_subscription(c, d, prior).await,
@@ -1115,58 +1115,69 @@ async fn queue_outputs(c: &Clients, url: &str) -> R<Attributes> {
     Ok(out(&[("url", json!(url)), ("arn", json!(arn))]))
 }
 
-async fn put_queue(c: &Clients, d: &Attributes) -> R<Attributes> {
+async fn put_queue(
+    c: &Clients,
+    d: &Attributes,
+    op: Operation,
+    prior: Option<&Attributes>,
+) -> R<Attributes> {
     use aws_sdk_sqs::types::QueueAttributeName as N;
     let name = text(d, "name")?;
-    let attrs = queue_attributes(d);
-    let mut create_attrs = attrs.clone();
-    if flag(d, "fifo") {
-        create_attrs.insert(N::FifoQueue, "true".into());
-    }
+    let mut attrs = queue_attributes(d);
     let want_tags: HashMap<String, String> = tags(d).into_iter().collect();
-    // CreateQueue returns the existing queue when the attributes match; when they differ
-    // (an update, or a queue a killed run made) the attributes are set afterwards.
-    let url = match c
-        .sqs
-        .create_queue()
-        .queue_name(&name)
-        .set_attributes(Some(create_attrs))
-        .set_tags(Some(want_tags.clone()))
-        .send()
-        .await
-        .map_err(Fail::from)
-    {
-        Ok(r) => r.queue_url().unwrap_or_default().to_owned(),
-        Err(e)
-            if e.says("already exists")
-                || e.is("QueueAlreadyExists")
-                || e.is("QueueNameExists") =>
-        {
-            let url = c
-                .sqs
-                .get_queue_url()
-                .queue_name(&name)
-                .send()
-                .await?
-                .queue_url()
-                .unwrap_or_default()
-                .to_owned();
-            c.sqs
-                .set_queue_attributes()
-                .queue_url(&url)
-                .set_attributes(Some(attrs))
-                .send()
-                .await?;
-            c.sqs
-                .tag_queue()
-                .queue_url(&url)
-                .set_tags(Some(want_tags))
-                .send()
-                .await?;
-            url
+    if op == Operation::Create {
+        let mut create_attrs = attrs.clone();
+        if flag(d, "fifo") {
+            create_attrs.insert(N::FifoQueue, "true".into());
         }
-        Err(e) => return Err(e),
+        // CreateQueue returns the existing queue when the attributes match; when they
+        // differ (a queue a killed run made) it is updated below.
+        match c
+            .sqs
+            .create_queue()
+            .queue_name(&name)
+            .set_attributes(Some(create_attrs))
+            .set_tags(Some(want_tags.clone()))
+            .send()
+            .await
+            .map_err(Fail::from)
+        {
+            Ok(r) => return queue_outputs(c, r.queue_url().unwrap_or_default()).await,
+            Err(e)
+                if e.says("already exists")
+                    || e.is("QueueAlreadyExists")
+                    || e.is("QueueNameExists") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let url = match prior.and_then(|p| opt_text(p, "url")) {
+        Some(u) => u,
+        None => c
+            .sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await?
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned(),
     };
+    // A dead-letter queue that is no longer wanted: an empty policy removes the redrive.
+    if !d.contains_key("redrive") && prior.is_some_and(|p| p.contains_key("redrive")) {
+        attrs.insert(N::RedrivePolicy, String::new());
+    }
+    c.sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .set_attributes(Some(attrs))
+        .send()
+        .await?;
+    c.sqs
+        .tag_queue()
+        .queue_url(&url)
+        .set_tags(Some(want_tags))
+        .send()
+        .await?;
     queue_outputs(c, &url).await
 }
 
@@ -1436,7 +1447,7 @@ async fn delete_rule(c: &Clients, a: &Attributes) -> R<()> {
 
 // ---- S3 ---------------------------------------------------------------------------------
 
-async fn put_bucket(c: &Clients, d: &Attributes) -> R<Attributes> {
+async fn put_bucket(c: &Clients, d: &Attributes, op: Operation) -> R<Attributes> {
     use aws_sdk_s3::types::{
         BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Tag, Tagging,
         VersioningConfiguration,
@@ -1470,14 +1481,17 @@ async fn put_bucket(c: &Clients, d: &Attributes) -> R<Attributes> {
         )
         .send()
         .await?;
-    if flag(d, "versioning") {
+    // A new bucket is unversioned; an existing one is set either way (S3 can only suspend
+    // versioning once it was on).
+    if flag(d, "versioning") || op == Operation::Update {
+        let status = if flag(d, "versioning") {
+            BucketVersioningStatus::Enabled
+        } else {
+            BucketVersioningStatus::Suspended
+        };
         c.s3.put_bucket_versioning()
             .bucket(&name)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
+            .versioning_configuration(VersioningConfiguration::builder().status(status).build())
             .send()
             .await?;
     }
