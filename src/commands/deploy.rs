@@ -2,7 +2,7 @@
 //! render, apply. The engine does the work (`ferry_core::engine`); this is the wiring.
 
 use super::{runtime, Exit};
-use crate::cli::{Global, PlanArgs};
+use crate::cli::{Format, Global, PlanArgs};
 use crate::output::print_plan;
 use anyhow::Context;
 use ferry_core::engine::{
@@ -10,6 +10,8 @@ use ferry_core::engine::{
     PlanOptions, Provider, SecretValues,
 };
 use ferry_core::model::{ProviderName, ResourceKind, Service};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// What a provider needs to know besides the model.
@@ -38,15 +40,69 @@ fn provider(
     }
 }
 
-/// Prints engine events on stderr.
+/// Shows engine events on stderr: a progress bar on a terminal (problems printed above it),
+/// one line per event otherwise (CI logs), nothing with `-q` but problems.
 struct Progress {
     quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(g: &Global) -> Self {
+        let tty = std::io::stderr().is_terminal() && !g.quiet && g.format != Some(Format::Json);
+        Progress {
+            quiet: g.quiet,
+            bar: tty.then(|| {
+                let b = ProgressBar::new(0);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                b
+            }),
+        }
+    }
+
+    /// Starts a phase of `total` steps.
+    fn phase(&self, name: &str, total: u64) {
+        if let Some(b) = &self.bar {
+            b.reset();
+            b.set_prefix(name.to_owned());
+            b.set_length(total);
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 impl EventSink for Progress {
     fn event(&self, e: &Event) {
-        if !self.quiet {
-            eprintln!("{e}");
+        let Some(b) = &self.bar else {
+            let problem = matches!(e, Event::Failed { .. });
+            if !self.quiet || problem {
+                eprintln!("{e}");
+            }
+            return;
+        };
+        match e {
+            Event::Refreshing { address } => {
+                b.inc(1);
+                b.set_message(address.clone());
+            }
+            Event::Applying { .. } => b.set_message(e.to_string()),
+            Event::Applied { .. } => {
+                b.inc(1);
+                b.set_message(e.to_string());
+            }
+            Event::StateWritten { .. } => {}
+            _ => b.println(e.to_string()),
         }
     }
 }
@@ -200,7 +256,8 @@ fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Resu
         Ok(r) => r,
         Err(code) => return Ok(Err(code)),
     };
-    let progress = Progress { quiet: g.quiet };
+    let progress = Progress::new(g);
+    progress.phase("refreshing", recorded_count(&r));
     let made = r.rt.block_on(engine::plan(
         r.provider.as_ref(),
         &r.inputs(),
@@ -208,6 +265,7 @@ fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Resu
         &plan_options(args, destroy),
         &progress,
     ));
+    progress.done();
     let p = match made {
         Ok(p) => p,
         Err(e) => return Ok(Err(engine_error(e))),
@@ -268,7 +326,7 @@ fn apply(
         Err(code) => return Ok(code),
     };
     let inputs = r.inputs();
-    let progress = Progress { quiet: g.quiet };
+    let progress = Progress::new(g);
     let rt = &r.rt;
     let p: Plan = match saved {
         Some(path) => {
@@ -282,22 +340,41 @@ fn apply(
                 }
             }
         }
-        None => match rt.block_on(engine::plan(
-            r.provider.as_ref(),
-            &inputs,
-            r.backend.as_ref(),
-            &PlanOptions {
-                // The refresh reads as many at once as the apply changes.
-                parallelism,
-                ..plan_options(args, destroy)
-            },
-            &progress,
-        )) {
-            Ok(p) => p,
-            Err(e) => return Ok(engine_error(e)),
-        },
+        None => {
+            progress.phase("refreshing", recorded_count(&r));
+            let made = rt.block_on(engine::plan(
+                r.provider.as_ref(),
+                &inputs,
+                r.backend.as_ref(),
+                &PlanOptions {
+                    // The refresh reads as many at once as the apply changes.
+                    parallelism,
+                    ..plan_options(args, destroy)
+                },
+                &progress,
+            ));
+            match made {
+                Ok(p) => p,
+                Err(e) => {
+                    progress.done();
+                    return Ok(engine_error(e));
+                }
+            }
+        }
     };
+    progress.done();
     print_plan(g, &p);
+    // A replacement is two steps: the delete and the create.
+    let steps: u64 = p
+        .changes
+        .iter()
+        .map(|c| match c.action {
+            engine::Action::NoOp => 0,
+            engine::Action::Replace => 2,
+            _ => 1,
+        })
+        .sum();
+    progress.phase("applying", steps);
     let opts = ApplyOptions {
         parallelism,
         ..Default::default()
@@ -311,6 +388,7 @@ fn apply(
         &progress,
     )) {
         Ok(report) => {
+            progress.done();
             if !g.quiet {
                 eprintln!(
                     "done: {} change{} applied (state serial {})",
@@ -321,6 +399,17 @@ fn apply(
             }
             Ok(Exit::Ok)
         }
-        Err(e) => Ok(engine_error(e)),
+        Err(e) => {
+            progress.done();
+            Ok(engine_error(e))
+        }
     }
+}
+
+/// How many resources the state records (the refresh reads that many), 0 when unknown.
+fn recorded_count(r: &Ready) -> u64 {
+    r.rt.block_on(r.backend.read())
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.resources.len() as u64)
 }
