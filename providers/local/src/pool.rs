@@ -56,9 +56,30 @@ struct Worker {
     alive: Arc<AtomicBool>,
     generation: u64,
     pid: Option<u32>,
+    /// The last peak-memory reading and when it was taken.
+    peak: Option<(std::time::Instant, Option<u64>)>,
 }
 
+/// How long a peak-memory reading is reused. Reading `/proc/<pid>/status` took ~70 µs of
+/// every request on the hot path; the peak only grows, so a reading this recent is a fair
+/// "Max Memory Used" for REPORT, and under load the reads drop from one per request to a
+/// few per second per worker.
+const PEAK_TTL: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Worker {
+    /// The worker's peak resident memory in MB, read at most every [`PEAK_TTL`].
+    fn peak_mb(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        match self.peak {
+            Some((at, mb)) if now.duration_since(at) < PEAK_TTL => mb,
+            _ => {
+                let mb = self.pid.and_then(peak_rss_mb);
+                self.peak = Some((now, mb));
+                mb
+            }
+        }
+    }
+
     fn kill(&self) {
         self.alive.store(false, Ordering::SeqCst);
         self.stop.notify_one();
@@ -201,6 +222,7 @@ impl Pool {
             });
         }
         Ok(Worker {
+            peak: None,
             shared,
             tx,
             stop,
@@ -225,7 +247,7 @@ impl Pool {
         let Ok(_permit) = self.permits.acquire().await else {
             return Result::Failed("shutting down".into());
         };
-        let worker = loop {
+        let mut worker = loop {
             let w = self.idle.lock().expect("idle lock").pop();
             match w {
                 Some(w)
@@ -275,7 +297,7 @@ impl Pool {
             &request_id,
             started.elapsed(),
             memory,
-            worker.pid.and_then(peak_rss_mb),
+            worker.peak_mb(),
         );
         match outcome {
             Ok(Ok(Outcome::Response(b))) => {
