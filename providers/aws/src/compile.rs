@@ -297,6 +297,64 @@ impl ServiceRef<'_> {
     }
 }
 
+/// What a function may do to a service it `uses`: the actions, and the resources as suffixes
+/// of the service's ARN (`""` for the ARN itself). The direct deploy and the CloudFormation
+/// template both grant exactly this.
+pub fn use_grant(kind: &ResourceKind) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        ResourceKind::Queue { .. } => (
+            &[
+                "sqs:SendMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+            ],
+            &[""],
+        ),
+        ResourceKind::Bucket { .. } => (
+            &[
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:ListBucket",
+            ],
+            &["", "/*"],
+        ),
+        ResourceKind::Table { .. } => (
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:Scan",
+                "dynamodb:BatchGetItem",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:ConditionCheckItem",
+            ],
+            &["", "/index/*"],
+        ),
+        ResourceKind::Topic { .. } => (&["sns:Publish"], &[""]),
+        ResourceKind::Secret { .. } => (
+            &[
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:DescribeSecret",
+            ],
+            &[""],
+        ),
+    }
+}
+
+/// What a queue trigger's function may do to its queue.
+pub const QUEUE_TRIGGER_ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+];
+
+/// What a storage trigger's function may do to its bucket's objects (`<arn>/*`).
+pub const STORAGE_TRIGGER_ACTIONS: &[&str] = &["s3:GetObject"];
+
 fn statement(actions: &[&str], resources: Vec<String>) -> Value {
     json!({"Effect": "Allow", "Action": actions, "Resource": resources})
 }
@@ -321,64 +379,21 @@ fn policy(
         ),
     ];
     for u in &f.uses {
-        let r = &service.services[u];
+        let (actions, suffixes) = use_grant(&service.services[u].kind);
         let arn = refs.arn(u)?;
-        st.push(match r.kind {
-            ResourceKind::Queue { .. } => statement(
-                &[
-                    "sqs:SendMessage",
-                    "sqs:GetQueueAttributes",
-                    "sqs:GetQueueUrl",
-                ],
-                vec![arn],
-            ),
-            ResourceKind::Bucket { .. } => statement(
-                &[
-                    "s3:GetObject",
-                    "s3:PutObject",
-                    "s3:DeleteObject",
-                    "s3:ListBucket",
-                ],
-                vec![arn.clone(), format!("{arn}/*")],
-            ),
-            ResourceKind::Table { .. } => statement(
-                &[
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:Query",
-                    "dynamodb:Scan",
-                    "dynamodb:BatchGetItem",
-                    "dynamodb:BatchWriteItem",
-                    "dynamodb:ConditionCheckItem",
-                ],
-                vec![arn.clone(), format!("{arn}/index/*")],
-            ),
-            ResourceKind::Topic { .. } => statement(&["sns:Publish"], vec![arn]),
-            ResourceKind::Secret { .. } => statement(
-                &[
-                    "secretsmanager:GetSecretValue",
-                    "secretsmanager:DescribeSecret",
-                ],
-                vec![arn],
-            ),
-        });
+        st.push(statement(
+            actions,
+            suffixes.iter().map(|s| format!("{arn}{s}")).collect(),
+        ));
     }
     for t in &f.triggers {
         match t {
-            Trigger::Queue { queue, .. } => st.push(statement(
-                &[
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes",
-                ],
-                vec![refs.arn(queue)?],
-            )),
+            Trigger::Queue { queue, .. } => {
+                st.push(statement(QUEUE_TRIGGER_ACTIONS, vec![refs.arn(queue)?]))
+            }
             Trigger::Storage { bucket, .. } => {
                 let arn = refs.arn(bucket)?;
-                st.push(statement(&["s3:GetObject"], vec![format!("{arn}/*")]));
+                st.push(statement(STORAGE_TRIGGER_ACTIONS, vec![format!("{arn}/*")]));
             }
             _ => {}
         }

@@ -6,7 +6,7 @@
 
 use crate::compile::{
     assume_role_policy, base_tags, lambda_arch, lambda_handler, lambda_runtime, route_key,
-    s3_events, Names,
+    s3_events, use_grant, Names, QUEUE_TRIGGER_ACTIONS, STORAGE_TRIGGER_ACTIONS,
 };
 use ferry_core::model::{
     injected_env_name, Dialect, EnvValue, PayloadVersion, ResourceKind, Service, Trigger,
@@ -296,60 +296,29 @@ pub fn template(service: &Service, artifacts: &BTreeMap<String, String>) -> (Val
             let Some(r) = service.services.get(u) else {
                 continue;
             };
-            let arn = svc_arn[u].clone();
-            let (actions, resources): (Vec<&str>, Vec<Value>) = match r.kind {
-                ResourceKind::Queue { .. } => (
-                    vec![
-                        "sqs:SendMessage",
-                        "sqs:GetQueueAttributes",
-                        "sqs:GetQueueUrl",
-                    ],
-                    vec![arn],
-                ),
-                ResourceKind::Bucket { .. } => (
-                    vec![
-                        "s3:GetObject",
-                        "s3:PutObject",
-                        "s3:DeleteObject",
-                        "s3:ListBucket",
-                    ],
-                    vec![arn.clone(), sub_arn(&arn, "/*")],
-                ),
-                ResourceKind::Table { .. } => (
-                    vec![
-                        "dynamodb:GetItem",
-                        "dynamodb:PutItem",
-                        "dynamodb:UpdateItem",
-                        "dynamodb:DeleteItem",
-                        "dynamodb:Query",
-                        "dynamodb:Scan",
-                        "dynamodb:BatchGetItem",
-                        "dynamodb:BatchWriteItem",
-                        "dynamodb:ConditionCheckItem",
-                    ],
-                    vec![arn.clone(), sub_arn(&arn, "/index/*")],
-                ),
-                ResourceKind::Topic { .. } => (vec!["sns:Publish"], vec![arn]),
-                ResourceKind::Secret { .. } => (
-                    vec![
-                        "secretsmanager:GetSecretValue",
-                        "secretsmanager:DescribeSecret",
-                    ],
-                    vec![arn],
-                ),
-            };
+            let (actions, suffixes) = use_grant(&r.kind);
+            let resources: Vec<Value> = suffixes
+                .iter()
+                .map(|sfx| {
+                    if sfx.is_empty() {
+                        svc_arn[u].clone()
+                    } else {
+                        sub_arn(&svc_arn[u], sfx)
+                    }
+                })
+                .collect();
             st.push(json!({"Effect": "Allow", "Action": actions, "Resource": resources}));
         }
         for t in &f.triggers {
             match t {
                 Trigger::Queue { queue, .. } => st.push(json!({
                     "Effect": "Allow",
-                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                    "Action": QUEUE_TRIGGER_ACTIONS,
                     "Resource": [svc_arn[queue].clone()],
                 })),
                 Trigger::Storage { bucket, .. } => st.push(json!({
                     "Effect": "Allow",
-                    "Action": ["s3:GetObject"],
+                    "Action": STORAGE_TRIGGER_ACTIONS,
                     "Resource": [sub_arn(&svc_arn[bucket], "/*")],
                 })),
                 _ => {}
