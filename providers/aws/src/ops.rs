@@ -777,6 +777,41 @@ async fn function_policy(c: &Clients, function: &str) -> R<Option<Value>> {
     .and_then(|p| p.policy().and_then(parse_doc)))
 }
 
+/// Live attributes of a route, from `GetRoute` or `GetRoutes` alike.
+fn route_live(key: Option<&str>, target: Option<&str>) -> Attributes {
+    out(&[("routeKey", json!(key)), ("target", json!(target))])
+}
+
+/// Live attributes of an integration, from `GetIntegration` or `GetIntegrations` alike.
+fn integration_live(uri: Option<&str>, version: Option<&str>) -> Attributes {
+    out(&[
+        ("uri", json!(uri)),
+        ("payloadFormatVersion", json!(version)),
+    ])
+}
+
+/// Live attributes of an event source mapping, from the single or the list call alike.
+fn mapping_live(source: Option<&str>, batch: Option<i32>) -> Attributes {
+    out(&[
+        ("eventSourceArn", json!(source)),
+        ("batchSize", json!(batch)),
+    ])
+}
+
+/// Live attributes of a schedule rule, from `DescribeRule` or `ListRules` alike.
+fn rule_live(
+    name: &str,
+    schedule: Option<&str>,
+    state: Option<&aws_sdk_eventbridge::types::RuleState>,
+) -> Attributes {
+    use aws_sdk_eventbridge::types::RuleState;
+    out(&[
+        ("name", json!(name)),
+        ("scheduleExpression", json!(schedule)),
+        ("enabled", json!(state == Some(&RuleState::Enabled))),
+    ])
+}
+
 // ---- API Gateway v2 ---------------------------------------------------------------------
 
 fn cors(d: &Attributes) -> Option<aws_sdk_apigatewayv2::types::Cors> {
@@ -952,10 +987,10 @@ async fn read_integration(c: &Clients, a: &Attributes) -> R<Option<Attributes>> 
     else {
         return Ok(None);
     };
-    Ok(Some(out(&[
-        ("uri", json!(i.integration_uri())),
-        ("payloadFormatVersion", json!(i.payload_format_version())),
-    ])))
+    Ok(Some(integration_live(
+        i.integration_uri(),
+        i.payload_format_version(),
+    )))
 }
 
 async fn put_route(c: &Clients, d: &Attributes, prior: Option<&Attributes>) -> R<Attributes> {
@@ -1011,10 +1046,7 @@ async fn read_route(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
     else {
         return Ok(None);
     };
-    Ok(Some(out(&[
-        ("routeKey", json!(r.route_key())),
-        ("target", json!(r.target())),
-    ])))
+    Ok(Some(route_live(r.route_key(), r.target())))
 }
 
 async fn put_stage(c: &Clients, d: &Attributes, op: Operation) -> R<Attributes> {
@@ -1319,10 +1351,7 @@ async fn read_mapping(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
     else {
         return Ok(None);
     };
-    Ok(Some(out(&[
-        ("eventSourceArn", json!(m.event_source_arn())),
-        ("batchSize", json!(m.batch_size())),
-    ])))
+    Ok(Some(mapping_live(m.event_source_arn(), m.batch_size())))
 }
 
 async fn delete_mapping(c: &Clients, a: &Attributes) -> R<()> {
@@ -1404,7 +1433,6 @@ async fn put_rule(c: &Clients, d: &Attributes) -> R<Attributes> {
 }
 
 async fn read_rule(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
-    use aws_sdk_eventbridge::types::RuleState;
     let name = text(a, "name")?;
     let Some(r) = absent(
         c.events
@@ -1417,11 +1445,7 @@ async fn read_rule(c: &Clients, a: &Attributes) -> R<Option<Attributes>> {
     else {
         return Ok(None);
     };
-    Ok(Some(out(&[
-        ("name", json!(name)),
-        ("scheduleExpression", json!(r.schedule_expression())),
-        ("enabled", json!(r.state() == Some(&RuleState::Enabled))),
-    ])))
+    Ok(Some(rule_live(&name, r.schedule_expression(), r.state())))
 }
 
 async fn delete_rule(c: &Clients, a: &Attributes) -> R<()> {
@@ -2104,7 +2128,6 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
         Some(out)
     };
     let rules = async {
-        use aws_sdk_eventbridge::types::RuleState;
         if count(kinds::RULE) < BULK_MIN {
             return None;
         }
@@ -2130,11 +2153,7 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
                 let name = r.name().unwrap_or_default().to_owned();
                 out.insert(
                     name.clone(),
-                    out_owned(vec![
-                        ("name", json!(name)),
-                        ("scheduleExpression", json!(r.schedule_expression())),
-                        ("enabled", json!(r.state() == Some(&RuleState::Enabled))),
-                    ]),
+                    rule_live(&name, r.schedule_expression(), r.state()),
                 );
             }
             token = page.next_token().map(str::to_owned);
@@ -2159,10 +2178,7 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
                 if let Some(u) = m.uuid() {
                     out.insert(
                         u.to_owned(),
-                        out_owned(vec![
-                            ("eventSourceArn", json!(m.event_source_arn())),
-                            ("batchSize", json!(m.batch_size())),
-                        ]),
+                        mapping_live(m.event_source_arn(), m.batch_size()),
                     );
                 }
             }
@@ -2195,10 +2211,7 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
                 for r in page.items() {
                     routes.insert(
                         format!("{api}/{}", r.route_id().unwrap_or_default()),
-                        out_owned(vec![
-                            ("routeKey", json!(r.route_key())),
-                            ("target", json!(r.target())),
-                        ]),
+                        route_live(r.route_key(), r.target()),
                     );
                 }
                 token = page.next_token().map(str::to_owned);
@@ -2219,10 +2232,7 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
                 for i in page.items() {
                     integrations.insert(
                         format!("{api}/{}", i.integration_id().unwrap_or_default()),
-                        out_owned(vec![
-                            ("uri", json!(i.integration_uri())),
-                            ("payloadFormatVersion", json!(i.payload_format_version())),
-                        ]),
+                        integration_live(i.integration_uri(), i.payload_format_version()),
                     );
                 }
                 token = page.next_token().map(str::to_owned);
@@ -2266,10 +2276,6 @@ pub async fn prefetch(c: &Clients, reads: &[(&str, &Attributes)]) -> Snapshot {
         }
     }
     snap
-}
-
-fn out_owned(pairs: Vec<(&str, Value)>) -> Attributes {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// The longest common prefix of some names.
