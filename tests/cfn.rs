@@ -2,6 +2,8 @@
 //! (PyPI, from the venv of scripts/test.sh) over the examples and every AWS file of
 //! `../shared/corpus/sf-examples` that ferry loads: no errors allowed.
 
+mod common;
+
 use ferry_core::engine::{Artifact, Artifacts};
 use ferry_core::{load, LoadOptions, Service};
 use serde_json::Value;
@@ -91,28 +93,6 @@ fn example_resources() {
     }
 }
 
-fn corpus_manifests(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == "node_modules") {
-                continue;
-            }
-            corpus_manifests(&p, out);
-        } else if p
-            .file_name()
-            .is_some_and(|n| n == "serverless.yml" || n == "serverless.yaml")
-        {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn cfn_lint_finds_no_errors() {
     let python = std::env::var("FERRY_TEST_PYTHON").expect(
@@ -129,7 +109,7 @@ fn cfn_lint_finds_no_errors() {
     }
     let corpus = root().join("../shared/corpus/sf-examples");
     let mut manifests = Vec::new();
-    corpus_manifests(&corpus, &mut manifests);
+    common::manifests(&corpus, &mut manifests);
     let mut corpus_files = 0;
     // Templates whose functions use a runtime AWS no longer creates: ferry warns about it when
     // it loads the file (`runtime-deprecated`), and cfn-lint rightly reports it too.

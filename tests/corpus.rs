@@ -2,6 +2,8 @@
 //! many ferry accepts. AWS files must validate (≥ 90%) or be refused with a located
 //! unsupported-feature error; files for other providers must be refused; nothing may panic.
 
+mod common;
+
 use ferry_core::diag::Diag;
 use ferry_core::{load, LoadOptions};
 use std::collections::HashMap;
@@ -10,28 +12,6 @@ use std::path::{Path, PathBuf};
 fn corpus_dir() -> Option<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/sf-examples");
     d.is_dir().then_some(d)
-}
-
-fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == "node_modules") {
-                continue;
-            }
-            manifests(&p, out);
-        } else if p
-            .file_name()
-            .is_some_and(|n| n == "serverless.yml" || n == "serverless.yaml")
-        {
-            out.push(p);
-        }
-    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -47,7 +27,7 @@ fn serverless_framework_corpus() {
         panic!("the corpus is expected at ../shared/corpus/sf-examples (beside the project)");
     };
     let mut files = Vec::new();
-    manifests(&dir, &mut files);
+    common::manifests(&dir, &mut files);
     assert!(
         files.len() > 100,
         "corpus looks incomplete: {} files",
