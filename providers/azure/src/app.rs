@@ -1,0 +1,335 @@
+//! The Function App files: `host.json` and one `function.json` per Azure function.
+//!
+//! Azure gives every function exactly one trigger, so a ferry function with several triggers
+//! becomes several Azure functions: `<fn>` when it has one trigger, `<fn>-<kind><n>` otherwise
+//! (`nightly-schedule0`, `nightly-schedule1`). Each names the same handler; the adapter turns
+//! the Azure invocation into the event shape the handler gets on AWS and under `ferry dev`.
+
+use crate::ncrontab;
+use ferry_core::model::{Function, HttpTrigger, ResourceKind, Runtime, Service, Trigger};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The language worker of one Function App.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// Node.js (the v3 programming model: `function.json` + `scriptFile`).
+    Node,
+    /// Python (the v1 programming model: `function.json` + `scriptFile`).
+    Python,
+    /// A custom handler: ferry's adapter, which runs the function's Lambda Runtime API binary.
+    Custom,
+}
+
+impl Family {
+    /// `FUNCTIONS_WORKER_RUNTIME` / `functionAppConfig.runtime.name`.
+    pub fn worker_runtime(self) -> &'static str {
+        match self {
+            Family::Node => "node",
+            Family::Python => "python",
+            Family::Custom => "custom",
+        }
+    }
+
+    fn of(f: &Function) -> Option<Family> {
+        match f.runtime {
+            Runtime::Node(_) => Some(Family::Node),
+            Runtime::Python(_) => Some(Family::Python),
+            Runtime::Rust | Runtime::Provided => Some(Family::Custom),
+            Runtime::Other(_) => None,
+        }
+    }
+}
+
+/// The adapter each node/python function's `scriptFile` points at, relative to the app root.
+pub const NODE_ADAPTER: &str = "ferry/adapter.js";
+/// See [`NODE_ADAPTER`].
+pub const PYTHON_ADAPTER: &str = "ferry/adapter.py";
+/// The custom handler executable (ferry's Runtime API adapter) at the app root.
+pub const CUSTOM_ADAPTER: &str = "ferry-adapter";
+/// The app setting holding the storage connection (identity based: `__accountName`).
+pub const STORAGE_CONNECTION: &str = "AzureWebJobsStorage";
+
+/// One Function App's files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    /// Its language worker.
+    pub family: Family,
+    /// `host.json`.
+    pub host: Value,
+    /// Azure function name → its `function.json`.
+    pub functions: BTreeMap<String, Value>,
+    /// Azure function name → the ferry function it runs.
+    pub origin: BTreeMap<String, String>,
+}
+
+/// Compiles the service into its apps, or every reason it cannot run on Azure.
+pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut by_family: BTreeMap<Family, Vec<(&String, &Function)>> = BTreeMap::new();
+    for (name, f) in &service.functions {
+        match Family::of(f) {
+            Some(fam) => by_family.entry(fam).or_default().push((name, f)),
+            None => errors.push(format!(
+                "function `{name}`: runtime `{}` has no Azure Functions equivalent that ferry builds; use nodejs, python, rust or provided",
+                f.runtime
+            )),
+        }
+    }
+    let mut apps = Vec::new();
+    for (family, fns) in by_family {
+        let mut app = App {
+            family,
+            host: Value::Null,
+            functions: BTreeMap::new(),
+            origin: BTreeMap::new(),
+        };
+        for (name, f) in &fns {
+            if f.triggers.is_empty() {
+                errors.push(format!(
+                    "function `{name}` has no trigger; an Azure function needs exactly one (add an http, queue, schedule, storage or topic trigger)"
+                ));
+            }
+            let many = f.triggers.len() > 1;
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for t in &f.triggers {
+                let n = counts.entry(t.kind()).or_default();
+                let azure_name = if many {
+                    format!("{name}-{}{n}", t.kind())
+                } else {
+                    (*name).clone()
+                };
+                *n += 1;
+                match function_json(service, family, t) {
+                    Ok(fj) => {
+                        app.functions.insert(azure_name.clone(), fj);
+                        app.origin.insert(azure_name, (*name).clone());
+                    }
+                    Err(e) => errors.push(format!("function `{name}`: {e}")),
+                }
+            }
+        }
+        match host_json(service, family, &fns) {
+            Ok(h) => app.host = h,
+            Err(e) => errors.push(e),
+        }
+        apps.push(app);
+    }
+    if errors.is_empty() {
+        Ok(apps)
+    } else {
+        Err(errors)
+    }
+}
+
+/// An Azure Storage queue name: 3-63 lower-case letters, digits and single hyphens.
+pub fn queue_name(q: &str) -> String {
+    let mut out = String::new();
+    for c in q.chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+            out.push(c);
+        }
+    }
+    let mut out = out.trim_end_matches('-').to_owned();
+    while out.len() < 3 {
+        out.push('0');
+    }
+    out.truncate(63);
+    out
+}
+
+fn route(h: &HttpTrigger) -> String {
+    // `{proxy+}` (API Gateway's greedy parameter) is `{*proxy}` in ASP.NET routing.
+    h.path
+        .trim_start_matches('/')
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+                Some(p) => format!("{{*{p}}}"),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn function_json(service: &Service, family: Family, t: &Trigger) -> Result<Value, String> {
+    let (trigger, output) = match t {
+        Trigger::Http(h) => {
+            let mut b = json!({
+                "type": "httpTrigger",
+                "direction": "in",
+                "name": "req",
+                "authLevel": "anonymous",
+                "route": route(h),
+            });
+            if h.method != "ANY" {
+                b["methods"] = json!([h.method.to_ascii_lowercase()]);
+            }
+            (
+                b,
+                Some(json!({"type": "http", "direction": "out", "name": "$return"})),
+            )
+        }
+        Trigger::Queue { queue, .. } => (
+            json!({
+                "type": "queueTrigger",
+                "direction": "in",
+                "name": "message",
+                "queueName": queue_name(queue),
+                "connection": STORAGE_CONNECTION,
+            }),
+            None,
+        ),
+        Trigger::Schedule { expression, .. } => (
+            json!({
+                "type": "timerTrigger",
+                "direction": "in",
+                "name": "timer",
+                "schedule": ncrontab::translate(expression)?,
+                "useMonitor": true,
+            }),
+            None,
+        ),
+        // Storage and topic events arrive through Event Grid subscriptions (a system topic on
+        // the storage account, a custom topic per topic service) that deliver to the function
+        // directly, so the filters live on the subscription, not here.
+        Trigger::Storage { bucket, .. } => {
+            check_kind(service, bucket, "bucket")?;
+            (
+                json!({"type": "eventGridTrigger", "direction": "in", "name": "event"}),
+                None,
+            )
+        }
+        Trigger::Topic { topic, .. } => {
+            check_kind(service, topic, "topic")?;
+            (
+                json!({"type": "eventGridTrigger", "direction": "in", "name": "event"}),
+                None,
+            )
+        }
+    };
+    let mut bindings = vec![trigger];
+    bindings.extend(output);
+    let mut fj = json!({ "bindings": bindings });
+    if let Trigger::Schedule { enabled: false, .. } = t {
+        fj["disabled"] = json!(true);
+    }
+    match family {
+        Family::Node => {
+            fj["scriptFile"] = json!(format!("../{NODE_ADAPTER}"));
+            fj["entryPoint"] = json!("main");
+        }
+        Family::Python => {
+            fj["scriptFile"] = json!(format!("../{PYTHON_ADAPTER}"));
+            fj["entryPoint"] = json!("main");
+        }
+        Family::Custom => {}
+    }
+    Ok(fj)
+}
+
+fn check_kind(service: &Service, name: &str, want: &str) -> Result<(), String> {
+    match service.services.get(name) {
+        Some(r) if r.kind.name() == want => Ok(()),
+        _ => Err(format!("`{name}` is not a {want} service")),
+    }
+}
+
+fn host_json(
+    service: &Service,
+    family: Family,
+    fns: &[(&String, &Function)],
+) -> Result<Value, String> {
+    // functionTimeout is app-wide: the longest of the app's functions.
+    let timeout = fns.iter().map(|(_, f)| f.timeout).max().unwrap_or(30);
+    let mut host = json!({
+        "version": "2.0",
+        "extensionBundle": {
+            "id": "Microsoft.Azure.Functions.ExtensionBundle",
+            "version": "[4.*, 5.0.0)",
+        },
+        "functionTimeout": hms(timeout),
+        "extensions": { "http": { "routePrefix": "" } },
+        "logging": { "logLevel": { "default": "Information" } },
+    });
+    // Dead-lettering is app-wide too (maxDequeueCount, then `<queue>-poison`).
+    let mut receives: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for (_, f) in fns {
+        for t in &f.triggers {
+            if let Trigger::Queue { queue, .. } = t {
+                if let Some(ResourceKind::Queue {
+                    max_receives: Some(m),
+                    ..
+                }) = service.services.get(queue).map(|r| &r.kind)
+                {
+                    receives.entry(*m).or_default().push(queue);
+                }
+            }
+        }
+    }
+    if receives.len() > 1 {
+        return Err(format!(
+            "the {} app's queues ask for different deadLetter.maxReceives ({}); Azure sets one maxDequeueCount per app, so give them the same value",
+            family.worker_runtime(),
+            receives
+                .iter()
+                .map(|(m, qs)| format!("{m} for {}", qs.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    if let Some(m) = receives.keys().next() {
+        host["extensions"]["queues"] = json!({ "maxDequeueCount": m });
+    }
+    if family == Family::Custom {
+        host["customHandler"] = json!({
+            "description": {
+                "defaultExecutablePath": CUSTOM_ADAPTER,
+                "workingDirectory": "",
+                "arguments": [],
+            },
+            "enableForwardingHttpRequest": false,
+        });
+    }
+    Ok(host)
+}
+
+fn hms(secs: u32) -> String {
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_follow_azure_rules() {
+        assert_eq!(queue_name("jobs"), "jobs");
+        assert_eq!(queue_name("Big_Jobs--x"), "big-jobs-x");
+        assert_eq!(queue_name("q"), "q00");
+        assert_eq!(queue_name(&"a".repeat(80)).len(), 63);
+    }
+
+    #[test]
+    fn greedy_routes() {
+        let h = HttpTrigger {
+            method: "ANY".into(),
+            path: "/files/{proxy+}".into(),
+            cors: false,
+            payload: ferry_core::model::PayloadVersion::V2,
+        };
+        assert_eq!(route(&h), "files/{*proxy}");
+    }
+
+    #[test]
+    fn hms_format() {
+        assert_eq!(hms(10), "00:00:10");
+        assert_eq!(hms(3725), "01:02:05");
+    }
+}

