@@ -100,7 +100,7 @@ pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
                     (*name).clone()
                 };
                 *n += 1;
-                match function_json(service, family, t) {
+                match function_json(family, t) {
                     Ok(fj) => {
                         app.functions.insert(azure_name.clone(), fj);
                         app.origin.insert(azure_name, (*name).clone());
@@ -158,7 +158,7 @@ fn route(h: &HttpTrigger) -> String {
         .join("/")
 }
 
-fn function_json(service: &Service, family: Family, t: &Trigger) -> Result<Value, String> {
+fn function_json(family: Family, t: &Trigger) -> Result<Value, String> {
     let (trigger, output) = match t {
         Trigger::Http(h) => {
             let mut b = json!({
@@ -198,21 +198,12 @@ fn function_json(service: &Service, family: Family, t: &Trigger) -> Result<Value
         ),
         // Storage and topic events arrive through Event Grid subscriptions (a system topic on
         // the storage account, a custom topic per topic service) that deliver to the function
-        // directly, so the filters live on the subscription, not here.
-        Trigger::Storage { bucket, .. } => {
-            check_kind(service, bucket, "bucket")?;
-            (
-                json!({"type": "eventGridTrigger", "direction": "in", "name": "event"}),
-                None,
-            )
-        }
-        Trigger::Topic { topic, .. } => {
-            check_kind(service, topic, "topic")?;
-            (
-                json!({"type": "eventGridTrigger", "direction": "in", "name": "event"}),
-                None,
-            )
-        }
+        // directly, so the filters live on the subscription, not here. That the names refer to
+        // a bucket and a topic is checked by the loader (`validate::check_kind`).
+        Trigger::Storage { .. } | Trigger::Topic { .. } => (
+            json!({"type": "eventGridTrigger", "direction": "in", "name": "event"}),
+            None,
+        ),
     };
     let mut bindings = vec![trigger];
     bindings.extend(output);
@@ -232,13 +223,6 @@ fn function_json(service: &Service, family: Family, t: &Trigger) -> Result<Value
         Family::Custom => {}
     }
     Ok(fj)
-}
-
-fn check_kind(service: &Service, name: &str, want: &str) -> Result<(), String> {
-    match service.services.get(name) {
-        Some(r) if r.kind.name() == want => Ok(()),
-        _ => Err(format!("`{name}` is not a {want} service")),
-    }
 }
 
 fn host_json(
