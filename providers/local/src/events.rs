@@ -118,12 +118,21 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 
 /// Decodes `%XX` escapes and `+` (as a space, as in query strings).
 pub fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Decodes `%XX` escapes in a path segment, where `+` is itself.
+pub fn percent_decode_path(s: &str) -> String {
+    decode(s, false)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < b.len() => {
                 match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
                 {
@@ -545,6 +554,12 @@ mod tests {
         assert_eq!(r.body.as_ref(), &[0u8, 1]);
         assert_eq!(response(PayloadVersion::V1, br#"{"hello":1}"#).status, 502);
         assert_eq!(response(PayloadVersion::V2, b"not json").status, 502);
+    }
+
+    #[test]
+    fn path_segments_keep_plus() {
+        assert_eq!(percent_decode_path("a+b%20c"), "a+b c");
+        assert_eq!(percent_decode("a+b%20c"), "a b c");
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn matches(segs: &[Seg], parts: &[&str]) -> Option<BTreeMap<String, String>> {
                 }
                 params.insert(
                     name.clone(),
-                    crate::events::percent_decode(&parts[i..].join("/")),
+                    crate::events::percent_decode_path(&parts[i..].join("/")),
                 );
                 return Some(params);
             }
@@ -122,7 +122,7 @@ fn matches(segs: &[Seg], parts: &[&str]) -> Option<BTreeMap<String, String>> {
             }
             Seg::Param(name) => {
                 let v = parts.get(i)?;
-                params.insert(name.clone(), crate::events::percent_decode(v));
+                params.insert(name.clone(), crate::events::percent_decode_path(v));
             }
         }
     }
