@@ -481,3 +481,470 @@ fn ferry_invoke_runs_one_event_locally() {
     let o = run(&["invoke", "hello", "--data", "{not json"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+// --- the Azure adapters answer as ferry dev does ---------------------------------------------
+
+/// One request, sent over HTTP to `ferry dev` and replayed through the Azure adapter.
+struct HttpCase {
+    /// The Azure function (the ferry function: these have one trigger each).
+    function: &'static str,
+    method: &'static str,
+    /// Path and query, as sent.
+    target: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static [u8],
+    /// The route values the Functions host would pass (decoded, as ASP.NET routing gives them).
+    params: &'static [(&'static str, &'static str)],
+}
+
+/// `ferry package --provider azure` of an example into a temp folder: the unpacked app.
+fn azure_app(dir: &Path, runtime: &str) -> (tempfile::TempDir, PathBuf) {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(dir)
+        .args(["--provider", "azure", "package", "--out"])
+        .arg(out.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ferry package --provider azure: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let app = out.path().join("azure").join(runtime);
+    assert!(
+        app.join("ferry/functions.json").is_file(),
+        "{}",
+        app.display()
+    );
+    (out, app)
+}
+
+/// Runs the replay driver (`templates/azure/tests/replay.{js,py}`) on JSON cases.
+fn replay(driver: &[&str], app: &Path, cases: &serde_json::Value) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(driver[0])
+        .args(&driver[1..])
+        .arg(app)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cases.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "replay printed {:?}: {e}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+/// What is compared of a response: status, content type and the body (JSON when it is), with
+/// the fields at the given JSON pointers replaced by `"<masked>"`.
+fn answer(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    mask: &[&str],
+) -> serde_json::Value {
+    let mut b = serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into()));
+    for m in mask {
+        if let Some(v) = b.pointer_mut(m) {
+            *v = serde_json::json!("<masked>");
+        }
+    }
+    serde_json::json!({"status": status, "content-type": content_type, "body": b})
+}
+
+/// Sends each case to `ferry dev` and through the adapter; the answers must be equal.
+fn same_http_answers(
+    dir: &Path,
+    runtime: &str,
+    driver: &[&str],
+    cases: &[HttpCase],
+    mask: &[&str],
+) -> usize {
+    use base64::Engine;
+    let (_out, app) = azure_app(dir, runtime);
+    let d = dev(dir, &["--no-watch"]);
+    let c = client();
+    let mut local = Vec::new();
+    for case in cases {
+        let mut r = c.request(
+            case.method.parse().unwrap(),
+            format!("{}{}", d.gateway, case.target),
+        );
+        for (k, v) in case.headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.body(case.body.to_vec()).send().unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.bytes().unwrap();
+        local.push(answer(status, ct.as_deref(), &body, mask));
+    }
+    let json_cases: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|case| {
+            serde_json::json!({
+                "kind": "http",
+                "function": case.function,
+                "method": case.method,
+                "url": format!("https://ferry-test.azurewebsites.net{}", case.target),
+                "headers": case.headers.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+                "body_b64": base64::engine::general_purpose::STANDARD.encode(case.body),
+                "params": case.params.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    let replayed = replay(driver, &app, &serde_json::Value::Array(json_cases));
+    for (i, (case, (l, a))) in cases.iter().zip(local.iter().zip(&replayed)).enumerate() {
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(a["body_b64"].as_str().unwrap())
+            .unwrap();
+        let azure = answer(
+            a["status"].as_u64().unwrap() as u16,
+            a["headers"]["content-type"].as_str(),
+            &body,
+            mask,
+        );
+        assert_eq!(
+            l, &azure,
+            "case {i} ({} {}): ferry dev answered {l}, the Azure adapter {azure}",
+            case.method, case.target
+        );
+    }
+    cases.len()
+}
+
+#[test]
+fn azure_node_adapter_answers_like_ferry_dev() {
+    let json = &[("content-type", "application/json")];
+    let cases = [
+        HttpCase {
+            function: "hello",
+            method: "GET",
+            target: "/hello?name=Ada",
+            headers: &[],
+            body: b"",
+            params: &[],
+        },
+        HttpCase {
+            function: "hello",
+            method: "GET",
+            target: "/hello",
+            headers: &[],
+            body: b"",
+            params: &[],
+        },
+        HttpCase {
+            function: "hello",
+            method: "GET",
+            target: "/hello?name=A%26B&x=1",
+            headers: &[],
+            body: b"",
+            params: &[],
+        },
+        HttpCase {
+            function: "greet",
+            method: "GET",
+            target: "/greet/Grace%20Hopper",
+            headers: &[],
+            body: b"",
+            params: &[("name", "Grace Hopper")],
+        },
+        HttpCase {
+            function: "echo",
+            method: "POST",
+            target: "/echo",
+            headers: json,
+            body: br#"{"a":[1,2],"s":"\u00e9"}"#,
+            params: &[],
+        },
+        HttpCase {
+            function: "echo",
+            method: "POST",
+            target: "/echo",
+            headers: &[("content-type", "application/octet-stream")],
+            body: br#"{"bin":true}"#,
+            params: &[],
+        },
+        HttpCase {
+            function: "echo",
+            method: "POST",
+            target: "/echo",
+            headers: &[("content-type", "text/plain")],
+            body: b"not json",
+            params: &[],
+        },
+        HttpCase {
+            function: "echo",
+            method: "POST",
+            target: "/echo",
+            headers: json,
+            body: b"",
+            params: &[],
+        },
+    ];
+    // requestId is per request on both sides.
+    let n = same_http_answers(
+        &root().join("examples/hello-http"),
+        "node",
+        &[
+            "node",
+            &root()
+                .join("templates/azure/tests/replay.js")
+                .to_string_lossy(),
+        ],
+        &cases,
+        &["/requestId"],
+    );
+    assert_eq!(n, 8);
+}
+
+#[test]
+fn azure_python_adapter_answers_like_ferry_dev() {
+    let json = &[("content-type", "application/json")];
+    let cases = [
+        HttpCase {
+            function: "enqueue",
+            method: "POST",
+            target: "/jobs",
+            headers: json,
+            body: br#"{"task":"sum","payload":{"numbers":[1,2]}}"#,
+            params: &[],
+        },
+        HttpCase {
+            function: "enqueue",
+            method: "POST",
+            target: "/jobs",
+            headers: json,
+            body: br#"{"task":"dance"}"#,
+            params: &[],
+        },
+        HttpCase {
+            function: "enqueue",
+            method: "POST",
+            target: "/jobs",
+            headers: json,
+            body: b"[1]",
+            params: &[],
+        },
+        HttpCase {
+            function: "enqueue",
+            method: "POST",
+            target: "/jobs",
+            headers: json,
+            body: b"{oops",
+            params: &[],
+        },
+        HttpCase {
+            function: "enqueue",
+            method: "POST",
+            target: "/jobs",
+            headers: json,
+            body: br#"{"task":"sum","payload":3}"#,
+            params: &[],
+        },
+    ];
+    // `id` is a fresh uuid per job. `queued` says whether JOBS_QUEUE_URL was set: ferry dev
+    // injects it (its local SQS); the replay has no queue service, so the handler only logs.
+    let n = same_http_answers(
+        &root().join("examples/queue-worker"),
+        "python",
+        &[
+            &test_python(),
+            &root()
+                .join("templates/azure/tests/replay.py")
+                .to_string_lossy(),
+        ],
+        &cases,
+        &["/id", "/queued"],
+    );
+    assert_eq!(n, 5);
+}
+
+/// Queue messages: a job the worker runs succeeds, one it cannot run fails, the same way under
+/// ferry dev (Lambda Invoke with the SQS event, `batchItemFailures` in the result) and through
+/// the Azure adapter (the function returns, or raises so that Azure retries the message).
+#[test]
+fn azure_queue_messages_succeed_and_fail_like_ferry_dev() {
+    let (_out, app) = azure_app(&root().join("examples/queue-worker"), "python");
+    let d = dev_with_env(
+        &root().join("examples/queue-worker"),
+        &["--no-watch"],
+        &[("FERRY_SECRET_API_TOKEN", "t0ken")],
+    );
+    let bodies = [
+        r#"{"task":"sum","payload":{"numbers":[1,2,3]}}"#,
+        r#"{"task":"process-upload","payload":{"bucket":"uploads","key":"incoming/a b.csv","size":2048}}"#,
+        r#"{"task":"sum","payload":{"numbers":["x"]}}"#,
+        r#"{"task":"nope"}"#,
+        "not json",
+    ];
+    let c = client();
+    let mut local = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let event = serde_json::json!({"Records": [{
+            "messageId": format!("m{i}"), "receiptHandle": format!("r{i}"), "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
+        }]});
+        let r = c
+            .post(format!(
+                "{}/2015-03-31/functions/queue-worker-dev-worker/invocations",
+                d.aws
+            ))
+            .body(event.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let result: serde_json::Value = r.json().unwrap();
+        let failed = !result["batchItemFailures"].as_array().unwrap().is_empty();
+        local.push(!failed);
+    }
+    let cases: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::json!({"kind": "queue", "function": "worker", "body": b}))
+        .collect();
+    let replayed = replay(
+        &[
+            &test_python(),
+            &root()
+                .join("templates/azure/tests/replay.py")
+                .to_string_lossy(),
+        ],
+        &app,
+        &serde_json::Value::Array(cases),
+    );
+    let azure: Vec<bool> = replayed.iter().map(|r| r["ok"] == true).collect();
+    assert_eq!(local, vec![true, true, false, false, false]);
+    assert_eq!(local, azure, "{replayed:?}");
+}
+
+/// The events themselves: handlers that answer with their event, under ferry dev and through the
+/// adapters. Masked: what differs per request or per host (ids, times, addresses, the domain,
+/// the client's own headers); everything else must be equal.
+#[test]
+fn azure_adapters_build_the_events_ferry_dev_builds() {
+    let v2_mask = [
+        "/requestContext/requestId",
+        "/requestContext/time",
+        "/requestContext/timeEpoch",
+        "/requestContext/domainName",
+        "/requestContext/domainPrefix",
+        "/requestContext/apiId",
+        "/requestContext/accountId",
+        "/requestContext/http/sourceIp",
+        "/requestContext/http/userAgent",
+        "/headers",
+    ];
+    let json = &[("content-type", "application/json")];
+    let node = root().join("templates/azure/tests/replay.js");
+    let py = root().join("templates/azure/tests/replay.py");
+    let fixture = root().join("tests/fixtures/echo-event");
+    let node_cases = [
+        HttpCase {
+            function: "node-v2",
+            method: "GET",
+            target: "/n/a/b%20c?x=1&x=2&y=%C3%A9&z",
+            headers: &[("cookie", "a=1; b=2")],
+            body: b"",
+            params: &[("proxy", "a/b c")],
+        },
+        HttpCase {
+            function: "node-v2",
+            method: "POST",
+            target: "/n/upload",
+            headers: &[("content-type", "image/png")],
+            body: &[0x89, 0x50, 0x4e, 0x47, 0, 0xff],
+            params: &[("proxy", "upload")],
+        },
+        HttpCase {
+            function: "node-v2",
+            method: "PUT",
+            target: "/n/x",
+            headers: json,
+            body: br#"{"k":"\u00e9"}"#,
+            params: &[("proxy", "x")],
+        },
+    ];
+    let n = same_http_answers(
+        &fixture,
+        "node",
+        &["node", &node.to_string_lossy()],
+        &node_cases,
+        &v2_mask,
+    );
+    let py_cases = [
+        HttpCase {
+            function: "python-v2",
+            method: "POST",
+            target: "/p/42?q=a+b",
+            headers: json,
+            body: br#"{"n":1}"#,
+            params: &[("id", "42")],
+        },
+        HttpCase {
+            function: "python-v2",
+            method: "POST",
+            target: "/p/%E2%9C%93",
+            headers: &[("content-type", "application/octet-stream")],
+            body: b"\x00\x01",
+            params: &[("id", "\u{2713}")],
+        },
+    ];
+    let p = same_http_answers(
+        &fixture,
+        "python",
+        &[&test_python(), &py.to_string_lossy()],
+        &py_cases,
+        &v2_mask,
+    );
+    let v1_mask = [
+        "/requestContext/requestId",
+        "/requestContext/requestTime",
+        "/requestContext/requestTimeEpoch",
+        "/requestContext/domainName",
+        "/requestContext/apiId",
+        "/requestContext/accountId",
+        "/requestContext/identity",
+        "/requestContext/path",
+        "/requestContext/stage",
+        "/headers",
+        "/multiValueHeaders",
+    ];
+    let v1_cases = [HttpCase {
+        function: "node-v1",
+        method: "GET",
+        target: "/n1/7?a=1&a=2",
+        headers: &[],
+        body: b"",
+        params: &[("id", "7")],
+    }];
+    let v1 = same_http_answers(
+        &root().join("tests/fixtures/echo-event-v1"),
+        "node",
+        &["node", &node.to_string_lossy()],
+        &v1_cases,
+        &v1_mask,
+    );
+    assert_eq!((n, p, v1), (3, 2, 1));
+}

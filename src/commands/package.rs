@@ -36,7 +36,28 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
         opts.out_dir = if o.is_absolute() { o } else { cwd.join(o) };
     }
     opts.provider = g.provider.or(loaded.service.provider);
+    if !functions.is_empty() && opts.provider == Some(ProviderName::Azure) {
+        eprintln!("error: --function does not apply to Azure: a Function App holds every function of its runtime, so ferry packages them together; drop --function");
+        return Ok(Exit::UserError);
+    }
     opts.only = functions;
+    // What cannot run on Azure is refused before anything is written.
+    let azure_apps = if opts.provider == Some(ProviderName::Azure) {
+        let compiled = ferry_azure::app::compile(&loaded.service)
+            .and_then(|apps| ferry_azure::arm::template(&loaded.service, &apps).map(|t| (apps, t)));
+        match compiled {
+            Ok(a) => Some(a),
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("nothing was written");
+                return Ok(Exit::UserError);
+            }
+        }
+    } else {
+        None
+    };
 
     let show_bar = !g.quiet && std::io::stderr().is_terminal() && g.format != Some(Format::Json);
     let bar = ProgressBar::hidden();
@@ -90,6 +111,46 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
             loaded.service.service,
             loaded.service.stage
         ));
+    }
+    if let Some((apps, template)) = &azure_apps {
+        let path = opts.out_dir.join("azuredeploy.json");
+        let mut text = serde_json::to_string_pretty(template)?;
+        text.push('\n');
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        notes.push(format!(
+            "ARM template: {}",
+            path.strip_prefix(&cwd).unwrap_or(&path).display()
+        ));
+        let zips = packaged
+            .index
+            .functions
+            .iter()
+            .map(|(k, a)| (k.clone(), opts.out_dir.join(&a.path)))
+            .collect();
+        for app in apps {
+            let p = match ferry_azure::package::write_app(app, &opts.out_dir, &zips) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(Exit::UserError);
+                }
+            };
+            notes.push(format!(
+                "Azure {} app: {} ({} files, {}; unpacked in {})",
+                app.family.worker_runtime(),
+                p.zip.strip_prefix(&cwd).unwrap_or(&p.zip).display(),
+                p.files,
+                human(p.size),
+                p.dir.strip_prefix(&cwd).unwrap_or(&p.dir).display(),
+            ));
+            if app.family == ferry_azure::app::Family::Custom {
+                notes.push(format!(
+                    "the custom-handler app does not contain `{}` yet (ferry's Runtime API adapter for Azure is not built); it cannot run on Azure as packaged",
+                    ferry_azure::app::CUSTOM_ADAPTER
+                ));
+            }
+        }
     }
     for n in &notes {
         if !g.quiet {

@@ -61,6 +61,9 @@ pub struct App {
     pub functions: BTreeMap<String, Value>,
     /// Azure function name → the ferry function it runs.
     pub origin: BTreeMap<String, String>,
+    /// `ferry/functions.json`: what the adapters read to run each Azure function (its
+    /// handler, memory, timeout and the trigger as the manifest wrote it).
+    pub adapter: Value,
 }
 
 /// Compiles the service into its apps, or every reason it cannot run on Azure.
@@ -83,7 +86,9 @@ pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
             host: Value::Null,
             functions: BTreeMap::new(),
             origin: BTreeMap::new(),
+            adapter: Value::Null,
         };
+        let mut entries = serde_json::Map::new();
         for (name, f) in &fns {
             if f.triggers.is_empty() {
                 errors.push(format!(
@@ -102,6 +107,7 @@ pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
                 *n += 1;
                 match function_json(family, t) {
                     Ok(fj) => {
+                        entries.insert(azure_name.clone(), adapter_entry(name, f, t, &azure_name));
                         app.functions.insert(azure_name.clone(), fj);
                         app.origin.insert(azure_name, (*name).clone());
                     }
@@ -109,6 +115,12 @@ pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
                 }
             }
         }
+        app.adapter = json!({
+            "service": service.service,
+            "stage": service.stage,
+            "region": service.region,
+            "functions": entries,
+        });
         match host_json(service, family, &fns) {
             Ok(h) => app.host = h,
             Err(e) => errors.push(e),
@@ -156,6 +168,49 @@ fn route(h: &HttpTrigger) -> String {
         )
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// One Azure function's entry in `ferry/functions.json`.
+fn adapter_entry(name: &str, f: &Function, t: &Trigger, azure_name: &str) -> Value {
+    let trigger = match t {
+        Trigger::Http(h) => json!({
+            "kind": "http",
+            "method": h.method,
+            "path": h.path,
+            "payload": h.payload,
+            "cors": h.cors,
+        }),
+        Trigger::Queue {
+            queue, batch_size, ..
+        } => json!({"kind": "queue", "queue": queue, "batchSize": batch_size}),
+        Trigger::Schedule { input, .. } => {
+            json!({"kind": "schedule", "rule": azure_name, "input": input})
+        }
+        Trigger::Storage {
+            bucket,
+            prefix,
+            suffix,
+            ..
+        } => json!({"kind": "storage", "bucket": bucket, "prefix": prefix, "suffix": suffix}),
+        Trigger::Topic { topic, .. } => json!({"kind": "topic", "topic": topic}),
+    };
+    json!({
+        "function": name,
+        "handler": f.handler,
+        "memory": f.memory,
+        "timeout": f.timeout,
+        "trigger": trigger,
+    })
+}
+
+/// function.json's `entryPoint` in the node and python adapters, per trigger kind.
+fn entry_point(t: &Trigger) -> &'static str {
+    match t {
+        Trigger::Http(_) => "http",
+        Trigger::Queue { .. } => "queue",
+        Trigger::Schedule { .. } => "timer",
+        Trigger::Storage { .. } | Trigger::Topic { .. } => "event",
+    }
 }
 
 fn function_json(family: Family, t: &Trigger) -> Result<Value, String> {
@@ -214,11 +269,11 @@ fn function_json(family: Family, t: &Trigger) -> Result<Value, String> {
     match family {
         Family::Node => {
             fj["scriptFile"] = json!(format!("../{NODE_ADAPTER}"));
-            fj["entryPoint"] = json!("main");
+            fj["entryPoint"] = json!(entry_point(t));
         }
         Family::Python => {
             fj["scriptFile"] = json!(format!("../{PYTHON_ADAPTER}"));
-            fj["entryPoint"] = json!("main");
+            fj["entryPoint"] = json!(entry_point(t));
         }
         Family::Custom => {}
     }

@@ -9,4 +9,6 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod arm;
 pub mod ncrontab;
+pub mod package;

@@ -37,6 +37,7 @@ fn files(name: &str) -> Value {
                 "host.json": app.host,
                 "functions": app.functions,
                 "origin": app.origin,
+                "ferry/functions.json": app.adapter,
             }),
         );
     }
@@ -47,6 +48,16 @@ fn files(name: &str) -> Value {
 fn example_app_files() {
     for name in EXAMPLES {
         insta::assert_json_snapshot!(format!("azure-app-{name}"), files(name));
+    }
+}
+
+#[test]
+fn example_arm_templates() {
+    for name in EXAMPLES {
+        let service = example(name);
+        let apps = ferry_azure::app::compile(&service).expect("compiles for azure");
+        let t = ferry_azure::arm::template(&service, &apps).expect("template");
+        insta::assert_json_snapshot!(format!("azure-arm-{name}"), t);
     }
 }
 
