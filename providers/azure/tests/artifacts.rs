@@ -56,7 +56,8 @@ fn example_arm_templates() {
     for name in EXAMPLES {
         let service = example(name);
         let apps = ferry_azure::app::compile(&service).expect("compiles for azure");
-        let t = ferry_azure::arm::template(&service, &apps).expect("template");
+        let resources = ferry_azure::resources::resources(&service, &apps).expect("resources");
+        let t = ferry_azure::template::template(&service, &resources);
         insta::assert_json_snapshot!(format!("azure-arm-{name}"), t);
     }
 }
@@ -112,4 +113,120 @@ fn app_files_match_schemastore() {
         !errors(&function, &bad).is_empty(),
         "function.json schema accepts a bad direction"
     );
+}
+
+/// The REST API specification schemas (`tests/azure/arm_schemas.py`, written by scripts/test.sh
+/// into `$FERRY_AZURE_SCHEMAS`), by `<type>@<api version>`.
+fn rest_schemas() -> Option<serde_json::Map<String, Value>> {
+    let path = match std::env::var("FERRY_AZURE_SCHEMAS") {
+        Ok(p) => p,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("FERRY_AZURE_SCHEMAS is not set; run the tests through scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!("skipping REST schema validation: FERRY_AZURE_SCHEMAS is not set");
+            return None;
+        }
+    };
+    let text = std::fs::read_to_string(&path).expect("schemas are readable");
+    Some(serde_json::from_str(&text).expect("schemas are JSON"))
+}
+
+fn is_expression(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with('[') && !s.starts_with("[[") && s.ends_with(']'))
+}
+
+/// Errors of `body` against the schema, leaving out type errors on template expressions
+/// (`"[reference(...)]"` stands for a value of any type until ARM evaluates it).
+fn body_errors(schema: &Value, body: &Value) -> Vec<String> {
+    let v = jsonschema::draft7::new(schema).expect("schema compiles");
+    v.iter_errors(body)
+        .filter(|e| {
+            let at = e.instance_path.to_string();
+            !(matches!(e.kind, jsonschema::error::ValidationErrorKind::Type { .. })
+                && is_expression(body.pointer(&at)))
+        })
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect()
+}
+
+/// Template-only keys of a resource; the rest is the REST body.
+const TEMPLATE_KEYS: [&str; 8] = [
+    "type",
+    "apiVersion",
+    "name",
+    "dependsOn",
+    "condition",
+    "scope",
+    "copy",
+    "comments",
+];
+
+#[test]
+fn arm_template_resources_match_the_rest_api_specs() {
+    // The specs' schemas nest deeply (Microsoft.Web's Site); compiling them needs more stack
+    // than a test thread has.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(check_templates_against_specs)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn check_templates_against_specs() {
+    let Some(schemas) = rest_schemas() else {
+        return;
+    };
+    let mut checked = 0;
+    for name in EXAMPLES {
+        let service = example(name);
+        let apps = ferry_azure::app::compile(&service).unwrap();
+        let resources = ferry_azure::resources::resources(&service, &apps).unwrap();
+        let t = ferry_azure::template::template(&service, &resources);
+        let allowed = [
+            "$schema",
+            "contentVersion",
+            "metadata",
+            "parameters",
+            "variables",
+            "functions",
+            "resources",
+            "outputs",
+        ];
+        for k in t.as_object().unwrap().keys() {
+            assert!(allowed.contains(&k.as_str()), "{name}: template key {k}");
+        }
+        for r in t["resources"].as_array().unwrap() {
+            let key = format!(
+                "{}@{}",
+                r["type"].as_str().unwrap(),
+                r["apiVersion"].as_str().unwrap()
+            );
+            let schema = schemas
+                .get(&key)
+                .unwrap_or_else(|| panic!("{name}: no REST schema for {key}"));
+            let mut body = r.clone();
+            for k in TEMPLATE_KEYS {
+                body.as_object_mut().unwrap().remove(k);
+            }
+            let errs = body_errors(schema, &body);
+            assert!(errs.is_empty(), "{name}: {key} {}: {errs:#?}", r["name"]);
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "{checked}");
+    // And the check bites: a misplaced key and a wrong type are both refused.
+    let site = &schemas["Microsoft.Web/sites@2024-11-01"];
+    assert!(!body_errors(
+        site,
+        &serde_json::json!({"location": "x", "properties": {"serverFarmID": "x"}})
+    )
+    .is_empty());
+    assert!(!body_errors(
+        site,
+        &serde_json::json!({"location": "x", "properties": {"httpsOnly": "yes"}})
+    )
+    .is_empty());
 }
