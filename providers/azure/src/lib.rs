@@ -11,6 +11,8 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod arm;
+pub mod deploy;
 pub mod ncrontab;
 pub mod package;
 pub mod resources;

@@ -1,0 +1,429 @@
+//! The Azure provider end to end: `ferry deploy --provider azure`, a no-op redeploy, an update
+//! and `ferry remove` against an in-process fake of ARM and of the SCM sites
+//! (tests/azure/fake.rs), which checks every body against the resource's schema from the Azure
+//! REST API specifications and keeps storage in a real Azurite (npm `azurite@3.35.0`).
+//! scripts/test.sh installs Azurite (`FERRY_AZURITE`) and writes the schemas
+//! (`FERRY_AZURE_SCHEMAS`).
+
+#[path = "azure/fake.rs"]
+mod fake;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn required(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is set by scripts/test.sh; run the tests through it"))
+}
+
+/// Azurite's blob and queue services, in memory, on ports of its choosing.
+struct Azurite {
+    child: Child,
+    blob: String,
+    queue: String,
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn azurite() -> Azurite {
+    let mut child = Command::new(required("FERRY_AZURITE"))
+        .args([
+            "--silent",
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+        ])
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            "0",
+        ])
+        .args(["--tableHost", "127.0.0.1", "--tablePort", "0"])
+        // Its debug log and lock files go to the working directory: a scratch one.
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting azurite");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut blob, mut queue) = (None, None);
+    while blob.is_none() || queue.is_none() {
+        let line = lines.next().expect("azurite exited").unwrap();
+        let url = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        if line.contains("Blob service is successfully listening") {
+            blob = Some(url);
+        } else if line.contains("Queue service is successfully listening") {
+            queue = Some(url);
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Azurite {
+        child,
+        blob: blob.unwrap(),
+        queue: queue.unwrap(),
+    }
+}
+
+struct Cloud {
+    fake: Arc<fake::Fake>,
+    rt: tokio::runtime::Runtime,
+    _azurite: Azurite,
+}
+
+fn cloud() -> Cloud {
+    let az = azurite();
+    let schemas: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(required("FERRY_AZURE_SCHEMAS")).unwrap())
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let fake = Arc::new(fake::Fake::new(
+        base,
+        az.blob.clone(),
+        az.queue.clone(),
+        schemas,
+    ));
+    let f = fake.clone();
+    let app = axum::Router::new().fallback(
+        move |m: axum::http::Method,
+              u: axum::http::Uri,
+              h: axum::http::HeaderMap,
+              b: axum::body::Bytes| f.clone().handle(m, u, h, b),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Cloud {
+        fake,
+        rt,
+        _azurite: az,
+    }
+}
+
+impl Cloud {
+    fn ferry(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .current_dir(dir)
+            .args(args)
+            .env("FERRY_AZURE_ARM_ENDPOINT", &self.fake.base)
+            .env(
+                "FERRY_AZURE_SCM_ENDPOINT",
+                format!("{}/scm", self.fake.base),
+            )
+            .env("FERRY_AZURE_ACCESS_TOKEN", "test-token")
+            .env("FERRY_AZURE_POLL_MS", "20")
+            .env(
+                "AZURE_SUBSCRIPTION_ID",
+                "00000000-0000-0000-0000-00000000abcd",
+            )
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.fake.state.lock().unwrap().calls.clone()
+    }
+
+    fn mutations_since(&self, from: usize) -> Vec<String> {
+        self.calls()[from..]
+            .iter()
+            .filter(|c| {
+                c.starts_with("PUT") || c.starts_with("DELETE") || c.starts_with("POST /scm")
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+fn ok(o: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "ferry failed ({:?}):\n{text}", o.status);
+    text
+}
+
+fn copy_example(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(root().join("examples").join(name))
+        .unwrap()
+        .flatten()
+    {
+        let p = e.path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.path().join(e.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+fn position(calls: &[String], needle: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.contains(needle))
+        .unwrap_or_else(|| panic!("no call matching {needle:?} in {calls:#?}"))
+}
+
+#[test]
+fn deploy_redeploy_update_remove_queue_worker() {
+    let c = cloud();
+    let dir = copy_example("queue-worker");
+    let d = dir.path();
+    let secret = "s3cret-value-never-shown";
+    let env = [("FERRY_SECRET_API_TOKEN", secret)];
+    let out = ok(&c.ferry(
+        d,
+        &["deploy", "--provider", "azure", "--region", "westeurope"],
+        &env,
+    ));
+    assert!(!out.contains(secret), "{out}");
+    {
+        let st = c.fake.state.lock().unwrap();
+        assert!(st.invalid.is_empty(), "the fake refused: {:#?}", st.invalid);
+    }
+    let calls = c.calls();
+    // Order: the group, the account before its children, the plan (throttled once, retried)
+    // before the site, settings and roles before the code, the code before Event Grid.
+    let rg = position(
+        &calls,
+        "PUT /subscriptions/00000000-0000-0000-0000-00000000abcd/resourceGroups/queue-worker-dev",
+    );
+    let account = position(&calls, "PUT ~/providers/Microsoft.Storage/storageAccounts/");
+    let queue = position(&calls, "/queueServices/default/queues/jobs");
+    let plan_calls = calls
+        .iter()
+        .filter(|c| c.starts_with("PUT ") && c.contains("/serverfarms/"))
+        .count();
+    let site = position(
+        &calls,
+        "PUT ~/providers/Microsoft.Web/sites/queue-worker-dev-python-",
+    );
+    let settings = position(&calls, "/config/appsettings");
+    let role = position(
+        &calls,
+        "PUT ~/providers/Microsoft.Storage/storageAccounts/st",
+    );
+    let role = calls[role..]
+        .iter()
+        .position(|c| c.contains("roleAssignments"))
+        .map(|i| i + role)
+        .expect("role assignments");
+    let publish = position(&calls, "POST /scm/queue-worker-dev-python-");
+    let subscription = position(&calls, "eventSubscriptions/ingest");
+    let topic_sub = position(&calls, "eventSubscriptions/audit");
+    assert!(rg < account && account < queue, "{calls:#?}");
+    assert_eq!(plan_calls, 2, "one 429, one retry: {calls:#?}");
+    assert!(
+        site < settings && settings < publish && role < publish,
+        "{calls:#?}"
+    );
+    assert!(publish < subscription && publish < topic_sub, "{calls:#?}");
+    assert!(
+        calls.iter().any(|c| c.starts_with("GET /operations/")),
+        "long-running operations were polled"
+    );
+
+    // The package landed in the deployment container in Azurite, byte for byte.
+    let zip = std::fs::read(d.join(".ferry/build/dev/azure-python.zip")).unwrap();
+    let blob = c.rt.block_on(c.fake.storage(
+        reqwest::Method::GET,
+        &format!(
+            "{}/{}/app-package-python/released-package.zip",
+            c.fake.blob,
+            fake::ACCOUNT
+        ),
+        vec![],
+        &[],
+    ));
+    assert_eq!(blob.status(), 200);
+    assert_eq!(
+        c.rt.block_on(blob.bytes()).unwrap().as_ref(),
+        zip.as_slice()
+    );
+    // The queue and the bucket's container exist in Azurite.
+    let list = c.rt.block_on(c.fake.storage(
+        reqwest::Method::GET,
+        &format!("{}/{}?comp=list", c.fake.queue, fake::ACCOUNT),
+        vec![],
+        &[],
+    ));
+    assert!(c
+        .rt
+        .block_on(list.text())
+        .unwrap()
+        .contains("<Name>jobs</Name>"));
+    let list = c.rt.block_on(c.fake.storage(
+        reqwest::Method::GET,
+        &format!("{}/{}?comp=list", c.fake.blob, fake::ACCOUNT),
+        vec![],
+        &[],
+    ));
+    assert!(c
+        .rt
+        .block_on(list.text())
+        .unwrap()
+        .contains("<Name>uploads</Name>"));
+
+    // App settings: the injected variables point at the Azure resources.
+    {
+        let st = c.fake.state.lock().unwrap();
+        let settings = st
+            .resources
+            .iter()
+            .find(|(k, _)| k.ends_with("/config/appsettings"))
+            .unwrap()
+            .1;
+        let p = &settings["properties"];
+        assert_eq!(
+            p["JOBS_QUEUE_URL"],
+            format!("{}/{}/jobs", c.fake.queue, fake::ACCOUNT)
+        );
+        assert_eq!(p["RESULTS_TABLE_NAME"], "results");
+        assert_eq!(p["LOG_LEVEL"], "INFO");
+        assert!(p["API_TOKEN_SECRET_ARN"]
+            .as_str()
+            .unwrap()
+            .ends_with(".vault.azure.net/secrets/api-token"));
+        // The secret went to Key Vault, and only there.
+        let secret_put = st
+            .bodies
+            .values()
+            .filter(|b| b["properties"]["value"] == secret)
+            .count();
+        assert_eq!(secret_put, 1);
+    }
+    let state = std::fs::read_to_string(d.join(".ferry/state/dev/azure.json"))
+        .or_else(|_| {
+            let mut found = String::new();
+            for e in walk(&d.join(".ferry")) {
+                if e.extension().is_some_and(|x| x == "json")
+                    && e.to_string_lossy().contains("state")
+                {
+                    found = std::fs::read_to_string(e).unwrap();
+                }
+            }
+            Ok::<_, std::io::Error>(found)
+        })
+        .unwrap();
+    assert!(state.contains("resource-group"), "state was written");
+    assert!(!state.contains(secret), "the secret is not in the state");
+
+    // A no-op redeploy: a plan with no changes, and no mutating call.
+    let before = c.calls().len();
+    let plan = c.ferry(
+        d,
+        &[
+            "plan",
+            "--provider",
+            "azure",
+            "--region",
+            "westeurope",
+            "--detailed-exitcode",
+        ],
+        &env,
+    );
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    ok(&c.ferry(
+        d,
+        &["deploy", "--provider", "azure", "--region", "westeurope"],
+        &env,
+    ));
+    assert_eq!(c.mutations_since(before), Vec::<String>::new());
+
+    // An update: a changed variable is one app settings PUT (the code is unchanged).
+    let manifest = d.join("serverless.yaml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("LOG_LEVEL: INFO", "LOG_LEVEL: DEBUG");
+    std::fs::write(&manifest, text).unwrap();
+    let before = c.calls().len();
+    ok(&c.ferry(
+        d,
+        &["deploy", "--provider", "azure", "--region", "westeurope"],
+        &env,
+    ));
+    let changed = c.mutations_since(before);
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert!(changed[0].ends_with("/config/appsettings"), "{changed:#?}");
+    {
+        let st = c.fake.state.lock().unwrap();
+        let settings = st
+            .resources
+            .iter()
+            .find(|(k, _)| k.ends_with("/config/appsettings"))
+            .unwrap()
+            .1;
+        assert_eq!(settings["properties"]["LOG_LEVEL"], "DEBUG");
+    }
+
+    // Remove: everything goes, the (now empty) group last.
+    let before = c.calls().len();
+    ok(&c.ferry(
+        d,
+        &["remove", "--provider", "azure", "--region", "westeurope"],
+        &[],
+    ));
+    let removed = c.mutations_since(before);
+    assert!(
+        removed.iter().all(|c| c.starts_with("DELETE")),
+        "{removed:#?}"
+    );
+    assert!(
+        removed
+            .last()
+            .unwrap()
+            .ends_with("/resourceGroups/queue-worker-dev"),
+        "{removed:#?}"
+    );
+    let st = c.fake.state.lock().unwrap();
+    assert!(
+        st.resources.is_empty(),
+        "left behind: {:#?}",
+        st.resources.keys().collect::<Vec<_>>()
+    );
+    assert!(st.invalid.is_empty(), "the fake refused: {:#?}", st.invalid);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
