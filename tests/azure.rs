@@ -333,6 +333,38 @@ fn deploy_redeploy_update_remove_queue_worker() {
     assert!(state.contains("resource-group"), "state was written");
     assert!(!state.contains(secret), "the secret is not in the state");
 
+    // `ferry info` reads it back from the state.
+    let o = c.ferry(d, &["info", "--provider", "azure", "--format", "json"], &[]);
+    ok(&o);
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let app = &info["apps"]["python"];
+    assert!(
+        app["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://queue-worker-dev-python-"),
+        "{info}"
+    );
+    assert!(
+        info["queues"]["jobs"]
+            .as_str()
+            .unwrap()
+            .ends_with("/queueServices/default/queues/jobs"),
+        "{info}"
+    );
+    assert!(
+        info["topics"]["job-events"]
+            .as_str()
+            .unwrap()
+            .contains("eventgrid.azure.net"),
+        "{info}"
+    );
+    assert!(
+        info["buckets"]["uploads"].is_string()
+            && info["buckets"].get("app-package-python").is_none(),
+        "{info}"
+    );
+
     // A no-op redeploy: a plan with no changes, and no mutating call.
     let before = c.calls().len();
     let plan = c.ferry(

@@ -948,3 +948,86 @@ fn azure_adapters_build_the_events_ferry_dev_builds() {
     );
     assert_eq!((n, p, v1), (3, 2, 1));
 }
+
+/// The Rust example (a `lambda_runtime` binary) as a custom handler app: `ferry-adapter`
+/// (`ferry-azure-adapter`, copied in by `ferry package --provider azure`) gets custom handler
+/// requests as the Functions host sends them and answers what ferry dev answers over HTTP.
+#[test]
+fn azure_custom_handler_runs_the_rust_binary_like_ferry_dev() {
+    let (_out, app) = azure_app(&root().join("examples/rust-api"), "custom");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut adapter = Command::new(app.join("ferry-adapter"))
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ferry-adapter starts");
+    let d = dev(&root().join("examples/rust-api"), &["--no-watch"]);
+    let c = client();
+    // (azure function, method, path, body)
+    let cases = [
+        ("api-http0", "GET", "/items", ""),
+        ("api-http1", "GET", "/items/1", ""),
+        ("api-http1", "GET", "/items/99", ""),
+        ("api-http2", "POST", "/items", r#"{"name":"cup","price":3}"#),
+        ("api-http2", "POST", "/items", r#"{"name":" "}"#),
+        ("api-http2", "POST", "/items", "nope"),
+        ("api-http1", "GET", "/items/3", ""),
+    ];
+    let started = Instant::now();
+    let mut n = 0;
+    for (function, method, path, body) in cases {
+        let local = c
+            .request(method.parse().unwrap(), format!("{}{path}", d.gateway))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .unwrap();
+        let local = (
+            local.status().as_u16(),
+            local.json::<serde_json::Value>().unwrap(),
+        );
+        let payload = serde_json::json!({
+            "Data": {"req": {
+                "Url": format!("https://rust-api.azurewebsites.net{path}"),
+                "Method": method,
+                "Query": "{}",
+                "Headers": {"Content-Type": ["application/json"], "Host": ["rust-api.azurewebsites.net"]},
+                "Params": {},
+                "Body": body,
+            }},
+            "Metadata": {"sys": {"MethodName": function, "UtcNow": "2026-12-02T10:00:00Z"}},
+        });
+        // The adapter may still be starting.
+        let resp = loop {
+            match c
+                .post(format!("http://127.0.0.1:{port}/{function}"))
+                .json(&payload)
+                .send()
+            {
+                Ok(r) => break r,
+                Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("ferry-adapter: {e}"),
+            }
+        };
+        assert_eq!(resp.status(), 200);
+        let out: serde_json::Value = resp.json().unwrap();
+        let rv = &out["ReturnValue"];
+        let azure = (
+            rv["statusCode"].as_u64().unwrap() as u16,
+            serde_json::from_str::<serde_json::Value>(rv["body"].as_str().unwrap()).unwrap(),
+        );
+        assert_eq!(local, azure, "{method} {path}");
+        assert_eq!(rv["headers"]["content-type"], "application/json");
+        n += 1;
+    }
+    let _ = adapter.kill();
+    let _ = adapter.wait();
+    assert_eq!(n, 7);
+}

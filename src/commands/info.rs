@@ -31,6 +31,8 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
     let mut endpoint = None;
     let mut routes = Map::new();
     let mut functions = Map::new();
+    // Azure: one function app per runtime family.
+    let mut apps = Map::new();
     let mut sections: [(&str, &str, Map<String, Value>); 5] = [
         ("queues", "url", Map::new()),
         ("buckets", "name", Map::new()),
@@ -56,15 +58,30 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
                 );
                 continue;
             }
+            "site" => {
+                let host = text(r, "defaultHostName");
+                let id = text(r, "id").unwrap_or_default();
+                apps.insert(
+                    name.to_owned(),
+                    json!({"name": id.rsplit('/').next(), "url": host.map(|h| format!("https://{h}"))}),
+                );
+                continue;
+            }
             "queue" => 0,
             "bucket" => 1,
+            // Azure's containers; the apps' deployment containers are not buckets.
+            "container" if !name.starts_with("app-package-") => 1,
             "table" => 2,
             "topic" => 3,
             "secret" => 4,
             _ => continue,
         };
         let (_, key, map) = &mut sections[section];
-        map.insert(name.to_owned(), json!(text(r, key)));
+        // AWS records the URL, name or ARN; Azure the resource id (and a topic's endpoint).
+        let value = text(r, key)
+            .or_else(|| text(r, "endpoint"))
+            .or_else(|| text(r, "id"));
+        map.insert(name.to_owned(), json!(value));
     }
 
     if g.format == Some(Format::Json) {
@@ -76,6 +93,7 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
             "endpoint": endpoint,
             "routes": routes,
             "functions": functions,
+            "apps": apps,
         });
         for (title, _, map) in sections {
             doc[title] = Value::Object(map);
@@ -95,6 +113,16 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
         println!("\nendpoint: {e}");
         for (key, f) in &routes {
             println!("  {key:<32} → {}", f.as_str().unwrap_or("?"));
+        }
+    }
+    if !apps.is_empty() {
+        println!("\napps:");
+        for (runtime, a) in &apps {
+            println!(
+                "  {runtime:<8} {}  {}",
+                a["name"].as_str().unwrap_or("?"),
+                a["url"].as_str().unwrap_or("?")
+            );
         }
     }
     let width = functions

@@ -132,7 +132,13 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
             .map(|(k, a)| (k.clone(), opts.out_dir.join(&a.path)))
             .collect();
         for app in apps {
-            let p = match ferry_azure::package::write_app(app, &opts.out_dir, &zips) {
+            let adapter = ferry_azure::package::find_custom_adapter();
+            let p = match ferry_azure::package::write_app(
+                app,
+                &opts.out_dir,
+                &zips,
+                adapter.as_deref(),
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -147,12 +153,6 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
                 human(p.size),
                 p.dir.strip_prefix(&cwd).unwrap_or(&p.dir).display(),
             ));
-            if app.family == ferry_azure::app::Family::Custom {
-                notes.push(format!(
-                    "the custom-handler app does not contain `{}` yet (ferry's Runtime API adapter for Azure is not built); it cannot run on Azure as packaged",
-                    ferry_azure::app::CUSTOM_ADAPTER
-                ));
-            }
         }
     }
     for n in &notes {

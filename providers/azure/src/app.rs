@@ -194,13 +194,20 @@ fn adapter_entry(name: &str, f: &Function, t: &Trigger, azure_name: &str) -> Val
         } => json!({"kind": "storage", "bucket": bucket, "prefix": prefix, "suffix": suffix}),
         Trigger::Topic { topic, .. } => json!({"kind": "topic", "topic": topic}),
     };
-    json!({
+    let mut entry = json!({
         "function": name,
         "handler": f.handler,
         "memory": f.memory,
         "timeout": f.timeout,
         "trigger": trigger,
-    })
+    });
+    // The executable ferry-adapter starts, in the function's folder `fns/<function>/`.
+    match f.runtime {
+        Runtime::Rust => entry["command"] = json!("bootstrap"),
+        Runtime::Provided => entry["command"] = json!(f.handler),
+        _ => {}
+    }
+    entry
 }
 
 /// function.json's `entryPoint` in the node and python adapters, per trigger kind.

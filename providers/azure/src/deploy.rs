@@ -273,9 +273,7 @@ impl Provider for AzureProvider {
                 match p {
                     Piece::Token("id", a) => out.push_str(&ids[a]),
                     Piece::Text(t) => out.push_str(t),
-                    Piece::Token(n, "") => {
-                        out.push_str(&tokens(&format!("${{{n}}}")))
-                    }
+                    Piece::Token(n, "") => out.push_str(&tokens(&format!("${{{n}}}"))),
                     Piece::Token(n, a) => out.push_str(&tokens(&format!("${{{n}:{a}}}"))),
                 }
             }
@@ -337,7 +335,9 @@ impl Provider for AzureProvider {
             return Ok(out);
         };
         for a in &apps {
-            let pkg = write_app(a, &out_dir, &function_zips).map_err(ProviderError::fatal)?;
+            let adapter = crate::package::find_custom_adapter();
+            let pkg = write_app(a, &out_dir, &function_zips, adapter.as_deref())
+                .map_err(ProviderError::fatal)?;
             let address = package_address(a.family);
             self.zips
                 .lock()

@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod adapter;
 pub mod app;
 pub mod arm;
 pub mod deploy;

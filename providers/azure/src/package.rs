@@ -11,7 +11,7 @@
 //! src/handler.js ...               the union of the app's function packages
 //! ```
 
-use crate::app::{App, Family, NODE_ADAPTER, PYTHON_ADAPTER};
+use crate::app::{App, Family, CUSTOM_ADAPTER, NODE_ADAPTER, PYTHON_ADAPTER};
 use ferry_core::package::zipper::{write_zip, Entry};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -52,12 +52,25 @@ fn valid_function_name(n: &str) -> bool {
         && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// `ferry-azure-adapter`, the custom handler: installed next to the `ferry` executable.
+pub fn find_custom_adapter() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.with_file_name(format!(
+        "ferry-azure-adapter{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    p.is_file().then_some(p)
+}
+
 /// Writes `app` under `out_dir/azure/<runtime>/` and zips it to `out_dir/azure-<runtime>.zip`.
-/// `function_zips` maps each ferry function to the zip `ferry_core::package` made for it.
+/// `function_zips` maps each ferry function to the zip `ferry_core::package` made for it. A
+/// custom app keeps each function's files under `fns/<function>/` and gets `custom_adapter`
+/// (the `ferry-azure-adapter` executable) as its custom handler.
 pub fn write_app(
     app: &App,
     out_dir: &Path,
     function_zips: &BTreeMap<String, PathBuf>,
+    custom_adapter: Option<&Path>,
 ) -> Result<AppPackage, String> {
     let runtime = app.family.worker_runtime();
     let dir = out_dir.join("azure").join(runtime);
@@ -73,7 +86,11 @@ pub fn write_app(
         let path = function_zips
             .get(function)
             .ok_or_else(|| format!("function `{function}` was not packaged"))?;
-        unzip_into(function, path, &mut files)?;
+        let prefix = match app.family {
+            Family::Custom => format!("{}/", crate::adapter::function_dir(function)),
+            _ => String::new(),
+        };
+        unzip_into(function, path, &prefix, &mut files)?;
     }
     let mut generated: Vec<(String, Vec<u8>, bool)> = Vec::new();
     let pretty = |v: &serde_json::Value| {
@@ -96,7 +113,13 @@ pub fn write_app(
         Family::Python => {
             generated.push((PYTHON_ADAPTER.into(), PYTHON_ADAPTER_SOURCE.into(), false))
         }
-        Family::Custom => {}
+        Family::Custom => {
+            let exe = custom_adapter.ok_or_else(|| {
+                "ferry-azure-adapter (the custom handler that runs Runtime API binaries on Azure) is not next to the ferry executable; it is built and installed with ferry (`cargo install --path .` installs both)".to_owned()
+            })?;
+            let bytes = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+            generated.push((CUSTOM_ADAPTER.into(), bytes, true));
+        }
     }
     for (name, bytes, exec) in generated {
         let top = name.split('/').next().unwrap_or_default();
@@ -152,6 +175,7 @@ pub fn write_app(
 fn unzip_into(
     function: &str,
     path: &Path,
+    prefix: &str,
     files: &mut BTreeMap<String, (String, Vec<u8>, bool)>,
 ) -> Result<(), String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -166,7 +190,7 @@ fn unzip_into(
         let Some(name) = e.enclosed_name() else {
             return Err(format!("{}: unsafe path {:?}", path.display(), e.name()));
         };
-        let name = name.to_string_lossy().replace('\\', "/");
+        let name = format!("{prefix}{}", name.to_string_lossy().replace('\\', "/"));
         let executable = e.unix_mode().is_some_and(|m| m & 0o111 != 0);
         let mut bytes = Vec::with_capacity(e.size() as usize);
         e.read_to_end(&mut bytes)
