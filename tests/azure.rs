@@ -143,6 +143,27 @@ impl Cloud {
             .unwrap()
     }
 
+    /// Azurite's list of queues or containers (`?comp=list` on a service URL).
+    fn listing(&self, service: &str) -> String {
+        let r = self.rt.block_on(self.fake.storage(
+            reqwest::Method::GET,
+            &format!("{service}/{}?comp=list", fake::ACCOUNT),
+            vec![],
+            &[],
+        ));
+        self.rt.block_on(r.text()).unwrap()
+    }
+
+    /// The app settings the fake holds.
+    fn app_settings(&self) -> serde_json::Value {
+        let st = self.fake.state.lock().unwrap();
+        st.resources
+            .iter()
+            .find(|(k, _)| k.ends_with("/config/appsettings"))
+            .map(|(_, v)| v["properties"].clone())
+            .expect("app settings were PUT")
+    }
+
     fn calls(&self) -> Vec<String> {
         self.fake.state.lock().unwrap().calls.clone()
     }
@@ -169,16 +190,19 @@ fn ok(o: &Output) -> String {
 }
 
 fn copy_example(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(root().join("examples").join(name))
-        .unwrap()
-        .flatten()
-    {
-        let p = e.path();
-        if p.is_file() {
-            std::fs::copy(&p, dir.path().join(e.file_name())).unwrap();
+    fn copy(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let (p, q) = (e.path(), to.join(e.file_name()));
+            if p.is_dir() && e.file_name() != ".ferry" && e.file_name() != "node_modules" {
+                std::fs::create_dir_all(&q).unwrap();
+                copy(&p, &q);
+            } else if p.is_file() {
+                std::fs::copy(&p, &q).unwrap();
+            }
         }
     }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&root().join("examples").join(name), dir.path());
     dir
 }
 
@@ -266,39 +290,13 @@ fn deploy_redeploy_update_remove_queue_worker() {
         zip.as_slice()
     );
     // The queue and the bucket's container exist in Azurite.
-    let list = c.rt.block_on(c.fake.storage(
-        reqwest::Method::GET,
-        &format!("{}/{}?comp=list", c.fake.queue, fake::ACCOUNT),
-        vec![],
-        &[],
-    ));
-    assert!(c
-        .rt
-        .block_on(list.text())
-        .unwrap()
-        .contains("<Name>jobs</Name>"));
-    let list = c.rt.block_on(c.fake.storage(
-        reqwest::Method::GET,
-        &format!("{}/{}?comp=list", c.fake.blob, fake::ACCOUNT),
-        vec![],
-        &[],
-    ));
-    assert!(c
-        .rt
-        .block_on(list.text())
-        .unwrap()
-        .contains("<Name>uploads</Name>"));
+    assert!(c.listing(&c.fake.queue).contains("<Name>jobs</Name>"));
+    assert!(c.listing(&c.fake.blob).contains("<Name>uploads</Name>"));
 
     // App settings: the injected variables point at the Azure resources.
     {
+        let p = &c.app_settings();
         let st = c.fake.state.lock().unwrap();
-        let settings = st
-            .resources
-            .iter()
-            .find(|(k, _)| k.ends_with("/config/appsettings"))
-            .unwrap()
-            .1;
-        let p = &settings["properties"];
         assert_eq!(
             p["JOBS_QUEUE_URL"],
             format!("{}/{}/jobs", c.fake.queue, fake::ACCOUNT)
@@ -317,19 +315,8 @@ fn deploy_redeploy_update_remove_queue_worker() {
             .count();
         assert_eq!(secret_put, 1);
     }
-    let state = std::fs::read_to_string(d.join(".ferry/state/dev/azure.json"))
-        .or_else(|_| {
-            let mut found = String::new();
-            for e in walk(&d.join(".ferry")) {
-                if e.extension().is_some_and(|x| x == "json")
-                    && e.to_string_lossy().contains("state")
-                {
-                    found = std::fs::read_to_string(e).unwrap();
-                }
-            }
-            Ok::<_, std::io::Error>(found)
-        })
-        .unwrap();
+    let state =
+        std::fs::read_to_string(d.join(".ferry/state/queue-worker-dev-azure.json")).unwrap();
     assert!(state.contains("resource-group"), "state was written");
     assert!(!state.contains(secret), "the secret is not in the state");
 
@@ -408,16 +395,7 @@ fn deploy_redeploy_update_remove_queue_worker() {
     let changed = c.mutations_since(before);
     assert_eq!(changed.len(), 1, "{changed:#?}");
     assert!(changed[0].ends_with("/config/appsettings"), "{changed:#?}");
-    {
-        let st = c.fake.state.lock().unwrap();
-        let settings = st
-            .resources
-            .iter()
-            .find(|(k, _)| k.ends_with("/config/appsettings"))
-            .unwrap()
-            .1;
-        assert_eq!(settings["properties"]["LOG_LEVEL"], "DEBUG");
-    }
+    assert_eq!(c.app_settings()["LOG_LEVEL"], "DEBUG");
 
     // Remove: everything goes, the (now empty) group last.
     let before = c.calls().len();
@@ -447,15 +425,69 @@ fn deploy_redeploy_update_remove_queue_worker() {
     assert!(st.invalid.is_empty(), "the fake refused: {:#?}", st.invalid);
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+/// A deploy that fails half way (a non-retryable 400 on the app settings) leaves a state that
+/// records what was made; the next deploy finishes without making anything twice. On the node
+/// example, whose CORS route sets the site's CORS.
+#[test]
+fn a_failed_deploy_converges_on_the_next_run() {
+    let c = cloud();
+    let dir = copy_example("hello-http");
+    let d = dir.path();
+    let args = ["deploy", "--provider", "azure", "--region", "westeurope"];
+    c.fake.state.lock().unwrap().fail_next_put = Some("/config/appsettings".into());
+    let failed = c.ferry(d, &args, &[]);
+    assert!(
+        !failed.status.success(),
+        "the injected failure fails the deploy"
+    );
+    let text = String::from_utf8_lossy(&failed.stderr);
+    assert!(text.contains("injected failure"), "{text}");
+    let state = std::fs::read_to_string(d.join(".ferry/state/hello-http-dev-azure.json")).unwrap();
+    assert!(
+        state.contains("site.node") && !state.contains("package.node"),
+        "{state}"
+    );
+    let made = c.fake.state.lock().unwrap().resources.len();
+
+    ok(&c.ferry(d, &args, &[]));
+    let st = c.fake.state.lock().unwrap();
+    assert!(st.invalid.is_empty(), "the fake refused: {:#?}", st.invalid);
+    // PUTs of the resource itself (`.../<type>/<name>`, not its children).
+    let puts_of = |type_segment: &str| {
+        st.calls
+            .iter()
+            .filter(|c| c.starts_with("PUT "))
+            .filter_map(|c| c.split_once(type_segment).map(|(_, rest)| rest))
+            .filter(|rest| !rest.contains('/'))
+            .count()
+    };
+    // Made once; only the failed one again.
+    assert_eq!(puts_of("/storageAccounts/"), 1, "{:#?}", st.calls);
+    assert_eq!(puts_of("/Microsoft.Web/sites/"), 1, "{:#?}", st.calls);
+    assert_eq!(
+        puts_of("/Microsoft.Web/serverfarms/"),
+        2,
+        "one 429, then once: {:#?}",
+        st.calls
+    );
+    assert_eq!(puts_of("/config/"), 2, "{:#?}", st.calls);
+    assert!(st.resources.len() > made);
+    let site = st
+        .resources
+        .values()
+        .find(|r| r["type"] == "Microsoft.Web/sites")
+        .unwrap();
+    assert_eq!(
+        site["properties"]["siteConfig"]["cors"]["allowedOrigins"],
+        serde_json::json!(["*"])
+    );
+    assert_eq!(
+        site["properties"]["functionAppConfig"]["runtime"],
+        serde_json::json!({"name": "node", "version": "22"})
+    );
+    assert_eq!(
+        st.deployed.values().next().unwrap().len(),
+        3,
+        "hello, greet, echo"
+    );
 }

@@ -35,6 +35,8 @@ pub struct State {
     ops: HashMap<String, u32>,
     /// Site name → the Azure functions in its deployed package.
     pub deployed: BTreeMap<String, Vec<String>>,
+    /// The next PUT whose path contains this fails with a 400 (a non-retryable error).
+    pub fail_next_put: Option<String>,
     throttled: bool,
 }
 
@@ -303,6 +305,17 @@ impl Fake {
                 StatusCode::OK.into_response()
             }
             Method::PUT => {
+                {
+                    let mut st = self.state.lock().unwrap();
+                    if st
+                        .fail_next_put
+                        .as_deref()
+                        .is_some_and(|f| path.contains(f))
+                    {
+                        st.fail_next_put = None;
+                        return error(StatusCode::BAD_REQUEST, "BadRequest", "injected failure");
+                    }
+                }
                 let body: Value = match serde_json::from_slice(&body) {
                     Ok(v) => v,
                     Err(e) => return self.invalid(format!("PUT {short}: body is not JSON: {e}")),
@@ -696,30 +709,7 @@ impl Fake {
 
 fn httpdate() -> String {
     // RFC 1123, as the storage services want it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let days = now.div_euclid(86400);
-    let rem = now.rem_euclid(86400);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
