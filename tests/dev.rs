@@ -1031,3 +1031,57 @@ fn azure_custom_handler_runs_the_rust_binary_like_ferry_dev() {
     let _ = adapter.wait();
     assert_eq!(n, 7);
 }
+
+/// The memory setting is enforced as on Lambda: a worker that goes over it is killed (during a
+/// long invocation, or by its peak right after a short one), the invocation fails with
+/// `Runtime.OutOfMemory`, and the next request gets a fresh worker.
+#[test]
+fn memory_setting_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("serverless.yaml"),
+        &format!(
+            "service: mem\nprovider:\n  runtime: python3.12\n  memory: 128\n  timeout: 20\n  local:\n    python: {py}\nfunctions:\n  hog:\n    handler: app.hog\n    triggers:\n      - http: GET /hog\n  spike:\n    handler: app.spike\n    triggers:\n      - http: GET /spike\n  fine:\n    handler: app.fine\n    triggers:\n      - http: GET /fine\n",
+            py = test_python()
+        ),
+    );
+    write(
+        &d.join("app.py"),
+        "import time\ndef hog(event, context):\n    data = 'x' * (300 * 1024 * 1024)\n    time.sleep(15)\n    return {'statusCode': 200, 'body': str(len(data))}\ndef spike(event, context):\n    data = 'x' * (300 * 1024 * 1024)\n    return {'statusCode': 200, 'body': str(len(data))}\ndef fine(event, context):\n    return {'statusCode': 200, 'body': 'fine'}\n",
+    );
+    let dev = dev(d, &["--no-watch", "--concurrency", "1"]);
+    let c = client();
+    let started = Instant::now();
+    let r = c.get(format!("{}/hog", dev.gateway)).send().unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "killed while running, not after its 15 s: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        c.get(format!("{}/spike", dev.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        502
+    );
+    for _ in 0..2 {
+        let r = c.get(format!("{}/fine", dev.gateway)).send().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().unwrap(), "fine");
+    }
+    // Through Lambda Invoke the failure is Lambda's: a function error of type Runtime.OutOfMemory.
+    let r = c
+        .post(format!(
+            "{}/2015-03-31/functions/mem-dev-spike/invocations",
+            dev.aws
+        ))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["x-amz-function-error"], "Unhandled");
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["errorType"], "Runtime.OutOfMemory", "{body}");
+}

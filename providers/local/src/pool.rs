@@ -290,15 +290,55 @@ impl Pool {
         }
         let started = std::time::Instant::now();
         self.log.start(&self.name(), &request_id);
-        let outcome = tokio::time::timeout(timeout, rx).await;
         let memory = self.spec.lock().expect("spec lock").memory;
-        self.log.report(
-            &self.name(),
-            &request_id,
-            started.elapsed(),
-            memory,
-            worker.peak_mb(),
-        );
+        // The memory setting is enforced as Lambda enforces it: a worker whose resident
+        // memory goes over it is killed. Checked every WATCH_INTERVAL while the invocation
+        // runs, and the peak once it is done.
+        let pid = worker.pid;
+        let watch = async {
+            let mut tick = tokio::time::interval(WATCH_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Some(rss) = pid.and_then(|p| status_mb(p, "VmRSS:")) {
+                    if rss > u64::from(memory) {
+                        return rss;
+                    }
+                }
+            }
+        };
+        let mut rx = rx;
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, &mut rx) => Some(r),
+            _ = watch => None,
+        };
+        let elapsed = started.elapsed();
+        if elapsed >= WATCH_INTERVAL / 5 {
+            // Long enough for the cached reading to miss a peak: read it again.
+            worker.peak = None;
+        }
+        let peak = worker.peak_mb();
+        self.log
+            .report(&self.name(), &request_id, elapsed, memory, peak);
+        let over = outcome.is_none() || peak.is_some_and(|p| p > u64::from(memory));
+        if over {
+            worker.kill();
+            self.log.note(
+                &self.name(),
+                &format!(
+                    "went over its memory ({} MB > {memory} MB); the worker was stopped",
+                    peak.unwrap_or_default()
+                ),
+            );
+            return Result::FunctionError(Bytes::from(
+                serde_json::json!({
+                    "errorType": "Runtime.OutOfMemory",
+                    "errorMessage": format!("RequestId: {request_id} Error: Runtime exited with error: signal: killed"),
+                })
+                .to_string(),
+            ));
+        }
+        let outcome = outcome.expect("checked above");
         match outcome {
             Ok(Ok(Outcome::Response(b))) => {
                 self.give_back(worker);
@@ -348,10 +388,18 @@ impl Pool {
     }
 }
 
+/// How often a running invocation's resident memory is checked against its setting.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The peak resident memory of a process in MB, where the OS tells (Linux `/proc`).
 fn peak_rss_mb(pid: u32) -> Option<u64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` field in MB (`VmHWM:` peak, `VmRSS:` current resident memory).
+fn status_mb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb.div_ceil(1024))
 }
