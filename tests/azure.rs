@@ -490,4 +490,44 @@ fn a_failed_deploy_converges_on_the_next_run() {
         3,
         "hello, greet, echo"
     );
+    drop(st);
+
+    // The site deleted outside ferry: the next deploy makes it again and publishes its code
+    // again (the package refers to the site's id).
+    {
+        let mut st = c.fake.state.lock().unwrap();
+        let id = st
+            .resources
+            .iter()
+            .find(|(_, r)| r["type"] == "Microsoft.Web/sites")
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        st.resources.retain(|k, _| !k.starts_with(&id));
+        st.deployed.clear();
+    }
+    let before = c.calls().len();
+    ok(&c.ferry(d, &args, &[]));
+    let again = c.mutations_since(before);
+    let site_put = again
+        .iter()
+        .any(|m| m.starts_with("PUT ~/providers/Microsoft.Web/sites/") && !m.contains("/config/"));
+    assert!(site_put, "{again:#?}");
+    assert!(
+        again.iter().any(|m| m.contains("/config/appsettings")),
+        "{again:#?}"
+    );
+    assert!(
+        again.iter().any(|m| m.starts_with("POST /scm/")),
+        "{again:#?}"
+    );
+    // The new identity's role assignments: the old ones deleted, new ones made (ARM refuses
+    // to change the principal of an assignment).
+    let deleted = again
+        .iter()
+        .position(|m| m.starts_with("DELETE") && m.contains("roleAssignments"));
+    let made = again
+        .iter()
+        .rposition(|m| m.starts_with("PUT") && m.contains("roleAssignments"));
+    assert!(deleted.is_some() && deleted < made, "{again:#?}");
+    assert!(c.fake.state.lock().unwrap().invalid.is_empty());
 }

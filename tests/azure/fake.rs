@@ -556,6 +556,14 @@ impl Fake {
                     .resources
                     .values()
                     .any(|r| r["identity"]["principalId"].as_str() == Some(principal));
+                let previous = st
+                    .resources
+                    .get(id)
+                    .and_then(|r| r["properties"]["principalId"].as_str().map(str::to_owned));
+                if previous.is_some_and(|p| p != principal) {
+                    drop(st);
+                    return Err(self.invalid(format!("PUT {path}: RoleAssignmentUpdateNotPermitted (the principal of an assignment cannot change)")));
+                }
                 if !known {
                     drop(st);
                     return Err(self.invalid(format!(

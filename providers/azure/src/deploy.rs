@@ -13,7 +13,8 @@ use crate::template::{pieces, referenced, Piece};
 use async_trait::async_trait;
 use azure_core::http::{Method, Url};
 use ferry_core::engine::{
-    ApplyRequest, Attributes, Inputs, Operation, Provider, ProviderError, ReadRequest, Resource,
+    reference, ApplyRequest, Attributes, Inputs, Operation, Provider, ProviderError, ReadRequest,
+    Resource,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -304,6 +305,11 @@ impl Provider for AzureProvider {
             if r.rtype == "Microsoft.KeyVault/vaults/secrets" {
                 res = res.sensitive("body.properties.value");
             }
+            if r.rtype == "Microsoft.Authorization/roleAssignments" {
+                // ARM refuses to change an assignment's principal (a site made again has a
+                // new identity): delete and create.
+                res = res.force_new("body.properties.principalId");
+            }
             if let Some(fam) = r.after_code {
                 res = res.depends_on(&package_address(fam));
             }
@@ -345,8 +351,11 @@ impl Provider for AzureProvider {
                 .insert(address.clone(), pkg.zip.clone());
             let site = site_address(a.family);
             let site_name = tokens(&by[site.as_str()].name[0]);
+            // The site's id as a reference: a site made again (deleted outside ferry, or
+            // replaced) gets its code published again.
             let mut res = Resource::new(&address, KIND_PACKAGE)
                 .attr("site", site_name)
+                .attr("siteId", reference(&site, "id"))
                 .attr("sha256", pkg.sha256)
                 .depends_on(&site)
                 .depends_on(&format!("appsettings.{}", a.family.worker_runtime()));
