@@ -1085,3 +1085,35 @@ fn memory_setting_is_enforced() {
     let body: serde_json::Value = r.json().unwrap();
     assert_eq!(body["errorType"], "Runtime.OutOfMemory", "{body}");
 }
+
+/// Workers do not inherit `NODE_EXTRA_CA_CERTS` from ferry's environment (Lambda does not set
+/// it, and node parses the bundle at every start); a function that needs it sets it in its
+/// `environment`.
+#[test]
+fn node_extra_ca_certs_comes_only_from_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("serverless.yaml"),
+        "service: certs\nprovider:\n  runtime: nodejs22\nfunctions:\n  plain:\n    handler: app.show\n    triggers:\n      - http: GET /plain\n  own:\n    handler: app.show\n    environment:\n      NODE_EXTRA_CA_CERTS: /etc/ssl/certs/ca-certificates.crt\n    triggers:\n      - http: GET /own\n",
+    );
+    write(
+        &d.join("app.js"),
+        "exports.show = async () => ({ statusCode: 200, body: process.env.NODE_EXTRA_CA_CERTS || 'unset' });\n",
+    );
+    let dev = dev_with_env(
+        d,
+        &["--no-watch"],
+        &[("NODE_EXTRA_CA_CERTS", "/from/the/shell.pem")],
+    );
+    let c = client();
+    let get = |p: &str| {
+        c.get(format!("{}{p}", dev.gateway))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert_eq!(get("/plain"), "unset");
+    assert_eq!(get("/own"), "/etc/ssl/certs/ca-certificates.crt");
+}

@@ -296,6 +296,13 @@ fn write_shims(dir: &FsPath) -> Result<(PathBuf, PathBuf), DevError> {
     Ok((node, python))
 }
 
+/// Variables of ferry's own environment that workers do not get, because Lambda does not set
+/// them and they change how a runtime starts. `NODE_EXTRA_CA_CERTS` makes every node process
+/// parse that bundle before anything else runs: pointed at the system bundle (as on many CI
+/// images), 90 of a node worker's 150 ms start. A function that needs it sets it in its
+/// `environment`, as it must on Lambda.
+const NOT_INHERITED: [&str; 1] = ["NODE_EXTRA_CA_CERTS"];
+
 fn spec_for(
     service: &Service,
     name: &str,
@@ -341,7 +348,7 @@ fn spec_for(
     let deployed = format!("{}-{}-{}", service.service, service.stage, name);
     let region = service.region.clone().unwrap_or_else(|| "us-east-1".into());
     let mut env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| !k.starts_with("AWS_"))
+        .filter(|(k, _)| !k.starts_with("AWS_") && !NOT_INHERITED.contains(&k.as_str()))
         .collect();
     let exec_env = match &f.runtime {
         Runtime::Node(v) => format!("AWS_Lambda_nodejs{v}.x"),
