@@ -166,22 +166,28 @@ fn rust_function_on_lambda_runtime() {
     );
 }
 
+/// A service in a temp folder: its manifest and its files.
+fn service(manifest: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("serverless.yaml"), manifest);
+    for (name, text) in files {
+        write(&dir.path().join(name), text);
+    }
+    dir
+}
+
 /// A scratch service exercising the failure paths and awslambdaric.
 fn scratch() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        &d.join("serverless.yaml"),
+    service(
         &format!(
             "service: scratch\nprovider:\n  runtime: python3.12\n  timeout: 2\n  local:\n    python: {py}\n    pythonRuntimeClient: awslambdaric\nfunctions:\n  ric:\n    handler: app.hello\n    triggers:\n      - http: GET /ric\n  slow:\n    handler: app.slow\n    triggers:\n      - http: GET /slow\n  crash:\n    handler: app.crash\n    triggers:\n      - http: GET /crash\n  boom:\n    handler: app.boom\n    triggers:\n      - http: GET /boom\n  broken:\n    handler: missing.fn\n    triggers:\n      - http: GET /broken\n  pause:\n    handler: app.pause\n    triggers:\n      - http: GET /pause\n",
             py = test_python()
         ),
-    );
-    write(
-        &d.join("app.py"),
-        "import os, time\nCOUNT = 0\ndef hello(event, context):\n    global COUNT\n    COUNT += 1\n    return {'statusCode': 200, 'body': f\"v1 {COUNT} {context.function_name} {event['rawPath']}\"}\ndef slow(event, context):\n    time.sleep(30)\ndef crash(event, context):\n    os._exit(3)\ndef boom(event, context):\n    raise ValueError('nope')\nPAUSES = 0\ndef pause(event, context):\n    global PAUSES\n    PAUSES += 1\n    time.sleep(0.5)\n    return {'statusCode': 200, 'body': str(PAUSES)}\n",
-    );
-    dir
+        &[(
+            "app.py",
+            "import os, time\nCOUNT = 0\ndef hello(event, context):\n    global COUNT\n    COUNT += 1\n    return {'statusCode': 200, 'body': f\"v1 {COUNT} {context.function_name} {event['rawPath']}\"}\ndef slow(event, context):\n    time.sleep(30)\ndef crash(event, context):\n    os._exit(3)\ndef boom(event, context):\n    raise ValueError('nope')\nPAUSES = 0\ndef pause(event, context):\n    global PAUSES\n    PAUSES += 1\n    time.sleep(0.5)\n    return {'statusCode': 200, 'body': str(PAUSES)}\n",
+        )],
+    )
 }
 
 #[test]
@@ -1037,20 +1043,17 @@ fn azure_custom_handler_runs_the_rust_binary_like_ferry_dev() {
 /// `Runtime.OutOfMemory`, and the next request gets a fresh worker.
 #[test]
 fn memory_setting_is_enforced() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        &d.join("serverless.yaml"),
+    let dir = service(
         &format!(
             "service: mem\nprovider:\n  runtime: python3.12\n  memory: 128\n  timeout: 20\n  local:\n    python: {py}\nfunctions:\n  hog:\n    handler: app.hog\n    triggers:\n      - http: GET /hog\n  spike:\n    handler: app.spike\n    triggers:\n      - http: GET /spike\n  fine:\n    handler: app.fine\n    triggers:\n      - http: GET /fine\n",
             py = test_python()
         ),
+        &[(
+            "app.py",
+            "import time\ndef hog(event, context):\n    data = 'x' * (300 * 1024 * 1024)\n    time.sleep(15)\n    return {'statusCode': 200, 'body': str(len(data))}\ndef spike(event, context):\n    data = 'x' * (300 * 1024 * 1024)\n    return {'statusCode': 200, 'body': str(len(data))}\ndef fine(event, context):\n    return {'statusCode': 200, 'body': 'fine'}\n",
+        )],
     );
-    write(
-        &d.join("app.py"),
-        "import time\ndef hog(event, context):\n    data = 'x' * (300 * 1024 * 1024)\n    time.sleep(15)\n    return {'statusCode': 200, 'body': str(len(data))}\ndef spike(event, context):\n    data = 'x' * (300 * 1024 * 1024)\n    return {'statusCode': 200, 'body': str(len(data))}\ndef fine(event, context):\n    return {'statusCode': 200, 'body': 'fine'}\n",
-    );
-    let dev = dev(d, &["--no-watch", "--concurrency", "1"]);
+    let dev = dev(dir.path(), &["--no-watch", "--concurrency", "1"]);
     let c = client();
     let started = Instant::now();
     let r = c.get(format!("{}/hog", dev.gateway)).send().unwrap();
@@ -1091,18 +1094,15 @@ fn memory_setting_is_enforced() {
 /// `environment`.
 #[test]
 fn node_extra_ca_certs_comes_only_from_the_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write(
-        &d.join("serverless.yaml"),
+    let dir = service(
         "service: certs\nprovider:\n  runtime: nodejs22\nfunctions:\n  plain:\n    handler: app.show\n    triggers:\n      - http: GET /plain\n  own:\n    handler: app.show\n    environment:\n      NODE_EXTRA_CA_CERTS: /etc/ssl/certs/ca-certificates.crt\n    triggers:\n      - http: GET /own\n",
-    );
-    write(
-        &d.join("app.js"),
-        "exports.show = async () => ({ statusCode: 200, body: process.env.NODE_EXTRA_CA_CERTS || 'unset' });\n",
+        &[(
+            "app.js",
+            "exports.show = async () => ({ statusCode: 200, body: process.env.NODE_EXTRA_CA_CERTS || 'unset' });\n",
+        )],
     );
     let dev = dev_with_env(
-        d,
+        dir.path(),
         &["--no-watch"],
         &[("NODE_EXTRA_CA_CERTS", "/from/the/shell.pem")],
     );
