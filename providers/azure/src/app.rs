@@ -95,16 +95,8 @@ pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
                     "function `{name}` has no trigger; an Azure function needs exactly one (add an http, queue, schedule, storage or topic trigger)"
                 ));
             }
-            let many = f.triggers.len() > 1;
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for t in &f.triggers {
-                let n = counts.entry(t.kind()).or_default();
-                let azure_name = if many {
-                    format!("{name}-{}{n}", t.kind())
-                } else {
-                    (*name).clone()
-                };
-                *n += 1;
+            for (i, t) in f.triggers.iter().enumerate() {
+                let azure_name = azure_name(name, f, i);
                 match function_json(family, t) {
                     Ok(fj) => {
                         entries.insert(azure_name.clone(), adapter_entry(name, f, t, &azure_name));
@@ -132,6 +124,20 @@ pub fn compile(service: &Service) -> Result<Vec<App>, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// The Azure function for a ferry function's `index`-th trigger: `<fn>` when it has one
+/// trigger, else `<fn>-<kind><n>` with `n` counting the triggers of that kind before it.
+pub fn azure_name(function: &str, f: &Function, index: usize) -> String {
+    if f.triggers.len() == 1 {
+        return function.to_owned();
+    }
+    let kind = f.triggers[index].kind();
+    let n = f.triggers[..index]
+        .iter()
+        .filter(|t| t.kind() == kind)
+        .count();
+    format!("{function}-{kind}{n}")
 }
 
 /// An Azure Storage queue name: 3-63 lower-case letters, digits and single hyphens.

@@ -463,22 +463,13 @@ pub fn resources(service: &Service, apps: &[App]) -> Result<Vec<AzResource>, Vec
                     grants.insert(grant, scope);
                 }
             }
-            for t in &f.triggers {
+            for (i, t) in f.triggers.iter().enumerate() {
                 match t {
                     Trigger::Queue { .. } => {
                         grants.insert(role::QUEUE_DATA_CONTRIBUTOR, Some(STORAGE.into()));
                     }
                     Trigger::Storage { .. } | Trigger::Topic { .. } => {
-                        let az = app
-                            .origin
-                            .iter()
-                            .filter(|(_, o)| *o == *fname)
-                            .map(|(a, _)| a)
-                            .find(|a| {
-                                *a == *fname || a.starts_with(&format!("{fname}-{}", t.kind()))
-                            })
-                            .cloned()
-                            .unwrap_or_else(|| (*fname).clone());
+                        let az = crate::app::azure_name(fname, f, i);
                         event_triggers.push((fam, (*fname).clone(), az, t));
                     }
                     _ => {}

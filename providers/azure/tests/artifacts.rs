@@ -230,3 +230,53 @@ fn check_templates_against_specs() {
     )
     .is_empty());
 }
+
+/// Each of a function's storage triggers gets its own Event Grid subscription, to its own
+/// Azure function (`<fn>-storage0`, `<fn>-storage1`).
+#[test]
+fn every_event_trigger_subscribes_its_own_azure_function() {
+    let dir = std::env::temp_dir().join(format!("ferry-azure-two-storage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("serverless.yaml");
+    std::fs::write(
+        &manifest,
+        "service: two\nprovider:\n  runtime: python3.12\nservices:\n  up:\n    type: bucket\nfunctions:\n  ingest:\n    handler: app.ingest\n    triggers:\n      - storage: { bucket: up, events: [created], prefix: a/ }\n      - storage: { bucket: up, events: [created], prefix: b/ }\n",
+    )
+    .unwrap();
+    let opts = LoadOptions {
+        config: Some(manifest.clone()),
+        cwd: dir.clone(),
+        env: Some(HashMap::new()),
+        stage: Some("dev".into()),
+        ..Default::default()
+    };
+    let service = load(&opts)
+        .unwrap_or_else(|f| panic!("{:?}", f.diags))
+        .service;
+    let apps = ferry_azure::app::compile(&service).unwrap();
+    let resources = ferry_azure::resources::resources(&service, &apps).unwrap();
+    let subs: Vec<(String, Value)> = resources
+        .iter()
+        .filter(|r| r.rtype.ends_with("/eventSubscriptions"))
+        .map(|r| {
+            (
+                r.address.clone(),
+                r.body["properties"]["filter"]["subjectBeginsWith"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        subs,
+        vec![
+            (
+                "subscription.ingest-storage0".to_owned(),
+                serde_json::json!("/blobServices/default/containers/up0/blobs/a/")
+            ),
+            (
+                "subscription.ingest-storage1".to_owned(),
+                serde_json::json!("/blobServices/default/containers/up0/blobs/b/")
+            ),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
