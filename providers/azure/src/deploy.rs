@@ -239,47 +239,38 @@ impl Provider for AzureProvider {
         let group_id = self.group_id();
         let secrets = inputs.secrets;
         let missing_secret = Mutex::new(None::<String>);
-        let tokens = |s: &str| -> String {
-            let mut out = String::new();
-            for p in pieces(s) {
-                match p {
-                    Piece::Text(t) => out.push_str(t),
-                    Piece::Token("suffix", _) => out.push_str(&suffix),
-                    Piece::Token("location", _) => out.push_str(&self.location),
-                    Piece::Token("tenant", _) => out.push_str(&self.tenant),
-                    Piece::Token("subscription", _) => out.push_str(&self.subscription),
-                    Piece::Token("guid", seed) => {
-                        out.push_str(&guid(&format!("{group_id}/{seed}")))
-                    }
-                    Piece::Token("secret", name) => match secrets.get(name) {
-                        Some(v) => out.push_str(v),
-                        None => {
-                            *missing_secret.lock().expect("lock") = Some(name.to_owned());
-                        }
-                    },
-                    Piece::Token("ref", a) => out.push_str(&format!("${{ref:{a}}}")),
-                    Piece::Token(_, _) => out.push_str(s),
-                }
+        // One token's value; `${ref:...}` stays for the engine to resolve at apply time.
+        let token = |name: &str, arg: &str| -> String {
+            match name {
+                "suffix" => suffix.clone(),
+                "location" => self.location.clone(),
+                "tenant" => self.tenant.clone(),
+                "subscription" => self.subscription.clone(),
+                "guid" => guid(&format!("{group_id}/{arg}")),
+                "secret" => secrets.get(arg).cloned().unwrap_or_else(|| {
+                    *missing_secret.lock().expect("lock") = Some(arg.to_owned());
+                    String::new()
+                }),
+                _ => format!("${{{name}:{arg}}}"),
             }
-            out
         };
-        // `${id:A}` needs the names resolved first.
+        // `${id:A}` needs the names resolved first, so names expand without `ids`.
+        let expand = |s: &str, ids: Option<&BTreeMap<&str, String>>| -> String {
+            pieces(s)
+                .into_iter()
+                .map(|p| match (p, ids) {
+                    (Piece::Text(t), _) => t.to_owned(),
+                    (Piece::Token("id", a), Some(ids)) => ids[a].clone(),
+                    (Piece::Token(n, a), _) => token(n, a),
+                })
+                .collect()
+        };
+        let names = |s: &str| expand(s, None);
         let ids: BTreeMap<&str, String> = specs
             .iter()
-            .map(|r| (r.address.as_str(), arm_id(&group_id, r, &by, &tokens)))
+            .map(|r| (r.address.as_str(), arm_id(&group_id, r, &by, &names)))
             .collect();
-        let subst = |s: &str| -> String {
-            let mut out = String::new();
-            for p in pieces(s) {
-                match p {
-                    Piece::Token("id", a) => out.push_str(&ids[a]),
-                    Piece::Text(t) => out.push_str(t),
-                    Piece::Token(n, "") => out.push_str(&tokens(&format!("${{{n}}}"))),
-                    Piece::Token(n, a) => out.push_str(&tokens(&format!("${{{n}:{a}}}"))),
-                }
-            }
-            out
-        };
+        let subst = |s: &str| expand(s, Some(&ids));
         let mut out = vec![Resource::new(RESOURCE_GROUP, KIND_GROUP)
             .attr("id", group_id.clone())
             .attr(
@@ -350,7 +341,7 @@ impl Provider for AzureProvider {
                 .expect("lock")
                 .insert(address.clone(), pkg.zip.clone());
             let site = site_address(a.family);
-            let site_name = tokens(&by[site.as_str()].name[0]);
+            let site_name = names(&by[site.as_str()].name[0]);
             // The site's id as a reference: a site made again (deleted outside ferry, or
             // replaced) gets its code published again.
             let mut res = Resource::new(&address, KIND_PACKAGE)
