@@ -203,15 +203,12 @@ impl Adapter {
     ) -> Response {
         let req = &payload["Data"]["req"];
         let url = req["Url"].as_str().unwrap_or("http://localhost/");
-        let (path, query) = match url.split_once("://").map(|(_, rest)| rest) {
-            Some(rest) => {
-                let p = rest.find('/').map_or("/", |i| &rest[i..]);
-                match p.split_once('?') {
-                    Some((a, b)) => (a.to_owned(), b.to_owned()),
-                    None => (p.to_owned(), String::new()),
-                }
-            }
-            None => ("/".into(), String::new()),
+        let (path, query) = match azure_core::http::Url::parse(url) {
+            Ok(u) => (
+                u.path().to_owned(),
+                u.query().unwrap_or_default().to_owned(),
+            ),
+            Err(_) => ("/".to_owned(), String::new()),
         };
         let headers = header_pairs(&req["Headers"]);
         let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
