@@ -10,101 +10,29 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ferry_core::model::PayloadVersion;
 use ferry_local::events::{self, Matched, Request};
-use ferry_local::pool::{self, Pool, Spec};
+use ferry_local::pool::{self, Pool};
+use ferry_local::records;
 use ferry_local::routes::Table;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Where a custom app keeps each function's files: `fns/<function>/` (its `bootstrap`, ...).
-pub fn function_dir(function: &str) -> String {
-    format!("fns/{function}")
-}
+pub use ferry_local::hosted::function_dir;
 
 struct Adapter {
     manifest: Value,
     pools: BTreeMap<String, Arc<Pool>>,
 }
 
-/// The Lambda environment of one function, on top of the app settings.
-fn lambda_env(
-    root: &Path,
-    manifest: &Value,
-    function: &str,
-    fn_entry: &Value,
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| !k.starts_with("AWS_LAMBDA_") && k != "AWS_LAMBDA_RUNTIME_API")
-        .collect();
-    let service = manifest["service"].as_str().unwrap_or("service");
-    let stage = manifest["stage"].as_str().unwrap_or("dev");
-    let region = manifest["region"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| std::env::var("REGION_NAME").ok())
-        .unwrap_or_else(|| "azure".into());
-    let deployed = format!("{service}-{stage}-{function}");
-    let dir = root.join(function_dir(function));
-    for (k, v) in [
-        ("AWS_LAMBDA_FUNCTION_NAME", deployed.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            fn_entry["memory"].as_u64().unwrap_or(128).to_string(),
-        ),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/azure/functions/{deployed}"),
-        ),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "azure/[$LATEST]ferry".into()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".into()),
-        ("AWS_REGION", region.clone()),
-        ("LAMBDA_TASK_ROOT", dir.display().to_string()),
-        (
-            "_HANDLER",
-            fn_entry["handler"].as_str().unwrap_or_default().to_owned(),
-        ),
-    ] {
-        env.insert(k.into(), v);
-    }
-    env
-}
-
-/// Runs the adapter in the app folder `root` on `port` until the process is stopped.
+/// Runs the adapter in the app folder `root` on `listener` until the process is stopped.
 pub async fn serve(root: PathBuf, listener: tokio::net::TcpListener) -> Result<(), String> {
-    let path = root.join("ferry/functions.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let manifest: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let log = ferry_local::Log::new(false);
-    let mut pools = BTreeMap::new();
-    for entry in manifest["functions"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values())
-    {
-        let function = entry["function"].as_str().unwrap_or_default().to_owned();
-        if pools.contains_key(&function) {
-            continue;
-        }
-        let command = entry["command"].as_str().unwrap_or("bootstrap");
-        let dir = root.join(function_dir(&function));
-        let spec = Spec {
-            name: function.clone(),
-            command: vec![dir.join(command).display().to_string()],
-            cwd: dir,
-            env: lambda_env(&root, &manifest, &function, entry),
-            timeout: Duration::from_secs(entry["timeout"].as_u64().unwrap_or(30).max(1)),
-            concurrency: 8,
-            arn: format!("azure:functions:{function}"),
-            memory: entry["memory"].as_u64().unwrap_or(128) as u32,
-        };
-        pools.insert(function, Pool::new(spec, log.clone()));
-    }
-    let adapter = Arc::new(Adapter { manifest, pools });
+    let region = std::env::var("REGION_NAME").unwrap_or_else(|_| "azure".into());
+    let hosted = ferry_local::hosted::load(&root, "azure", &region, 8)?;
+    let adapter = Arc::new(Adapter {
+        manifest: hosted.manifest,
+        pools: hosted.pools,
+    });
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
         let a = adapter.clone();
         async move { a.handle(uri, headers, body).await }
@@ -171,10 +99,7 @@ impl Adapter {
                     .invoke(Bytes::from(event.to_string()), request_id)
                     .await;
                 let failed = match &outcome {
-                    pool::Result::Ok(b) => serde_json::from_slice::<Value>(b)
-                        .ok()
-                        .and_then(|v| v["batchItemFailures"].as_array().map(|a| !a.is_empty()))
-                        .unwrap_or(false),
+                    pool::Result::Ok(b) => records::reports_failures(b),
                     _ => true,
                 };
                 if failed {
@@ -304,44 +229,43 @@ fn other_event(
         .cloned()
         .unwrap_or(Value::Null);
     let meta = &payload["Metadata"];
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let region = manifest["region"].as_str().unwrap_or_default();
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
     match kind {
         "queue" => {
-            let body = match &data {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let id = meta["Id"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| request_id.to_owned());
-            json!({"Records": [{
-                "messageId": id, "receiptHandle": id, "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": meta["DequeueCount"].as_u64().unwrap_or(1).to_string(),
-                    "SentTimestamp": "0", "SenderId": "azure-storage-queue",
-                    "ApproximateFirstReceiveTimestamp": "0",
-                },
-                "messageAttributes": {}, "eventSource": "aws:sqs",
-                "eventSourceARN": trigger["queue"], "awsRegion": region,
-            }]})
+            let body = text(&data);
+            let id = meta["Id"].as_str().unwrap_or(request_id);
+            let record = records::sqs_record(&records::QueueMessage {
+                id,
+                receipt: id,
+                body: &body,
+                receive_count: meta["DequeueCount"].as_u64().unwrap_or(1),
+                sent_ms: 0,
+                sender: "azure-storage-queue",
+                attributes: json!({}),
+                source: trigger["queue"].as_str().unwrap_or_default(),
+                region,
+            });
+            json!({"Records": [record]})
         }
-        "schedule" => {
-            if !trigger["input"].is_null() {
-                return trigger["input"].clone();
-            }
-            json!({
-                "version": "0", "id": request_id, "detail-type": "Scheduled Event",
-                "source": "aws.events", "account": "000000000000", "time": now,
-                "region": region, "resources": [trigger["rule"]], "detail": {},
-            })
-        }
+        "schedule" => records::scheduled_event(
+            request_id,
+            "000000000000",
+            &records::now_seconds(),
+            region,
+            trigger["rule"].as_str().unwrap_or_default(),
+            Some(&trigger["input"]),
+        ),
         _ => {
             let ev: Value = match &data {
                 Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
                 other => other.clone(),
             };
+            let time = text(&ev["eventTime"]);
             if kind == "storage" {
                 let subject = ev["subject"].as_str().unwrap_or_default();
                 let key = subject
@@ -352,23 +276,33 @@ fn other_event(
                     .as_str()
                     .unwrap_or_default()
                     .ends_with("BlobCreated");
-                json!({"Records": [{
-                    "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
-                    "eventTime": ev["eventTime"],
-                    "eventName": if created { "ObjectCreated:Put" } else { "ObjectRemoved:Delete" },
-                    "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": trigger["bucket"]},
-                           "object": {"key": key, "size": ev["data"]["contentLength"], "sequencer": ev["data"]["sequencer"]}},
-                }]})
+                let bucket = trigger["bucket"].as_str().unwrap_or_default();
+                records::s3_event(&records::ObjectChange {
+                    bucket,
+                    bucket_arn: bucket,
+                    key,
+                    created,
+                    size: ev["data"]["contentLength"].as_u64().unwrap_or(0),
+                    etag: ev["data"]["eTag"].as_str().unwrap_or_default(),
+                    sequencer: ev["data"]["sequencer"].as_str().unwrap_or_default(),
+                    time: &time,
+                    principal: "",
+                    configuration: "ferry",
+                    source_ip: "",
+                    region,
+                })
             } else {
-                let message = match &ev["data"] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                json!({"Records": [{
-                    "EventSource": "aws:sns", "EventVersion": "1.0",
-                    "Sns": {"Type": "Notification", "MessageId": ev["id"], "TopicArn": trigger["topic"],
-                            "Subject": ev["subject"], "Message": message, "Timestamp": ev["eventTime"]},
-                }]})
+                let topic = trigger["topic"].as_str().unwrap_or_default();
+                records::sns_event(&records::Notification {
+                    topic,
+                    subscription: topic,
+                    id: ev["id"].as_str().unwrap_or(request_id),
+                    subject: ev["subject"].as_str(),
+                    message: &text(&ev["data"]),
+                    time: &time,
+                    attributes: json!({}),
+                    signature: "",
+                })
             }
         }
     }

@@ -7,21 +7,21 @@
 #![deny(missing_docs)]
 
 pub mod events;
+pub mod gateway;
+pub mod hosted;
 pub mod pool;
+pub mod records;
 pub mod routes;
 pub mod runtime_api;
 pub mod samples;
 pub mod services;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use ferry_core::model::{
-    injected_env_name, EnvValue, HttpTrigger, PayloadVersion, ResourceKind, Runtime, Service,
-    Trigger,
-};
+use ferry_core::model::{injected_env_name, EnvValue, ResourceKind, Runtime, Service, Trigger};
 use pool::{Pool, Spec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -162,16 +162,11 @@ pub enum DevError {
     },
 }
 
-struct HttpTarget {
-    function: String,
-    trigger: HttpTrigger,
-}
-
 struct App {
     service: Service,
     services: Arc<services::Services>,
     pools: BTreeMap<String, Arc<Pool>>,
-    table: routes::Table<Arc<HttpTarget>>,
+    table: gateway::Routes,
     domain: String,
 }
 
@@ -450,21 +445,12 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
         let spec = spec_for(&service, name, &opts, &shims, aws)?;
         pools.insert(name.clone(), Pool::new(spec, log.clone()));
     }
-    let mut routes = Vec::new();
-    for (name, f) in &service.functions {
-        for t in &f.triggers {
-            if let Trigger::Http(h) = t {
-                routes.push((
-                    h.method.clone(),
-                    h.path.clone(),
-                    Arc::new(HttpTarget {
-                        function: name.clone(),
-                        trigger: h.clone(),
-                    }),
-                ));
-            }
-        }
-    }
+    let routes = gateway::routes(service.functions.iter().flat_map(|(name, f)| {
+        f.triggers.iter().filter_map(move |t| match t {
+            Trigger::Http(h) => Some((name.as_str(), h)),
+            _ => None,
+        })
+    }));
     let region = service.region.clone().unwrap_or_else(|| "us-east-1".into());
     let (svcs, background) = build_services(&service, &pools, &opts, &region, aws, &log);
     let services = Arc::new(svcs);
@@ -472,7 +458,7 @@ pub async fn start(service: Service, opts: DevOptions) -> Result<Dev, DevError> 
         service,
         services,
         pools,
-        table: routes::Table::new(routes),
+        table: routes,
         domain: gateway.to_string(),
     });
     if opts.warm {
@@ -534,23 +520,6 @@ fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn to_response(r: events::Response, cors: bool) -> Response {
-    let mut b = Response::builder().status(r.status);
-    for (k, v) in &r.headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    if cors
-        && !r
-            .headers
-            .iter()
-            .any(|(k, _)| k == "access-control-allow-origin")
-    {
-        b = b.header("access-control-allow-origin", "*");
-    }
-    b.body(Body::from(r.body))
-        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
-}
-
 async fn gateway_handler(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -559,91 +528,15 @@ async fn gateway_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().to_owned();
-    let m = method.as_str().to_ascii_uppercase();
-    let found = app.table.find(&m, &path);
-    let Some((route, params)) = found else {
-        // CORS preflight for a route that enables it.
-        if m == "OPTIONS" {
-            if let Some(r) = app
-                .table
-                .find_any_method(&path)
-                .filter(|r| r.target.trigger.cors)
-            {
-                let allow_headers = headers
-                    .get("access-control-request-headers")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("*")
-                    .to_owned();
-                let methods: Vec<String> = app
-                    .table
-                    .routes()
-                    .iter()
-                    .filter(|x| x.template == r.template)
-                    .map(|x| x.method.clone())
-                    .collect();
-                return Response::builder()
-                    .status(204)
-                    .header("access-control-allow-origin", "*")
-                    .header(
-                        "access-control-allow-methods",
-                        format!("{},OPTIONS", methods.join(",")),
-                    )
-                    .header("access-control-allow-headers", allow_headers)
-                    .header("access-control-max-age", "600")
-                    .body(Body::empty())
-                    .unwrap_or_else(|_| StatusCode::NO_CONTENT.into_response());
-            }
-        }
-        return to_response(events::Response::message(404, "Not Found"), false);
-    };
-    let target = route.target.clone();
-    let req = events::Request {
-        method: m,
-        path,
-        query: uri.query().unwrap_or("").to_owned(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+    let req = gateway::incoming(
+        &method,
+        &uri,
+        &headers,
         body,
-        source_ip: peer.ip().to_string(),
-        domain: app.domain.clone(),
-    };
-    let matched = events::Matched {
-        route_key: format!("{} {}", route.method, route.template),
-        resource: route.template.clone(),
-        params,
-    };
-    let id = request_id();
-    let event = events::request_event(target.trigger.payload, &req, &matched, &id);
-    let pool = &app.pools[&target.function];
-    let result = pool.invoke(Bytes::from(event.to_string()), id).await;
-    let cors = target.trigger.cors;
-    match result {
-        pool::Result::Ok(b) => to_response(events::response(target.trigger.payload, &b), cors),
-        pool::Result::FunctionError(_) => to_response(
-            if target.trigger.payload == PayloadVersion::Lambda {
-                events::Response::message(500, "Internal server error")
-            } else {
-                events::Response::message(502, "Internal Server Error")
-            },
-            cors,
-        ),
-        pool::Result::Timeout => to_response(
-            events::Response::message(504, "Endpoint request timed out"),
-            cors,
-        ),
-        pool::Result::Failed(_) => to_response(
-            events::Response::message(502, "Internal Server Error"),
-            cors,
-        ),
-    }
+        peer.ip().to_string(),
+        &app.domain,
+    );
+    gateway::answer(&app.table, &app.pools, req, &headers, request_id()).await
 }
 
 /// Lambda's `Invoke` API: `aws lambda invoke --endpoint-url ...` and the SDKs call it.

@@ -278,11 +278,7 @@ impl Pool {
             payload,
             deadline_ms: deadline,
             arn,
-            trace_id: format!(
-                "Root=1-{:08x}-{}",
-                deadline / 1000,
-                request_id.replace('-', "")[..24].to_owned()
-            ),
+            trace_id: trace_id(deadline / 1000, &request_id),
         };
         if worker.tx.send(inv).await.is_err() {
             worker.kill();
@@ -402,4 +398,31 @@ fn status_mb(pid: u32, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb.div_ceil(1024))
+}
+
+/// An X-Ray trace header (`Root=1-<8 hex epoch>-<24 hex>`) for an invocation: the request id's
+/// hex digits when it is a UUID, else a hash of it (a cloud's own ids, such as a Pub/Sub
+/// message id `1234`, can be any string).
+fn trace_id(epoch_seconds: u128, request_id: &str) -> String {
+    let hex: String = request_id.chars().filter(|c| *c != '-').collect();
+    let root = if hex.len() >= 24 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex[..24].to_ascii_lowercase()
+    } else {
+        crate::records::md5_hex(request_id)[..24].to_owned()
+    };
+    format!("Root=1-{epoch_seconds:08x}-{root}")
+}
+
+#[cfg(test)]
+mod trace_tests {
+    #[test]
+    fn trace_ids_from_any_request_id() {
+        assert_eq!(
+            super::trace_id(0x6760_0000, "0f2cf420-22e9-4c20-b57f-36e11b38b157"),
+            "Root=1-67600000-0f2cf42022e94c20b57f36e1"
+        );
+        let t = super::trace_id(1, "1234");
+        assert_eq!(t.len(), "Root=1-00000001-".len() + 24, "{t}");
+        assert_ne!(t, super::trace_id(1, "1235"));
+    }
 }

@@ -278,22 +278,17 @@ async fn sns_publish(s: &Services, params: &[(String, String)]) -> Response {
                 continue;
             }
         }
-        let event = json!({ "Records": [{
-            "EventSource": "aws:sns",
-            "EventVersion": "1.0",
-            "EventSubscriptionArn": format!("{}:{}", topic.arn, uuid::Uuid::new_v4()),
-            "Sns": {
-                "Type": "Notification",
-                "MessageId": id,
-                "TopicArn": topic.arn,
-                "Subject": subject,
-                "Message": message,
-                "Timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                "SignatureVersion": "1",
-                "Signature": "ferry-local",
-                "MessageAttributes": attributes,
-            },
-        }]});
+        let subscription = format!("{}:{}", topic.arn, uuid::Uuid::new_v4());
+        let event = crate::records::sns_event(&crate::records::Notification {
+            topic: &topic.arn,
+            subscription: &subscription,
+            id: &id,
+            subject: subject.as_deref(),
+            message: &message,
+            time: &crate::records::now_millis(),
+            attributes: Value::Object(attributes.clone()),
+            signature: "ferry-local",
+        });
         let pool = sub.pool.clone();
         tokio::spawn(async move {
             let _ = pool

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// One message.
@@ -46,20 +46,7 @@ pub struct Queue {
     arrived: Notify,
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
-/// Lower-case hex MD5 of a string, as SQS reports `MD5OfMessageBody` (clients verify it).
-pub fn md5_hex(s: &str) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::records::{md5_hex, now_ms};
 
 impl Queue {
     /// A new queue.
@@ -175,24 +162,23 @@ impl Queue {
 
     /// The SQS event for a batch.
     pub fn event(&self, batch: &[Message], region: &str) -> Value {
-        json!({
-            "Records": batch.iter().map(|m| json!({
-                "messageId": m.id,
-                "receiptHandle": m.receipt,
-                "body": m.body,
-                "attributes": {
-                    "ApproximateReceiveCount": m.receives.to_string(),
-                    "SentTimestamp": m.sent_ms.to_string(),
-                    "SenderId": "AIDAFERRYLOCAL",
-                    "ApproximateFirstReceiveTimestamp": now_ms().to_string(),
-                },
-                "messageAttributes": m.attributes,
-                "md5OfBody": md5_hex(&m.body),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": self.arn,
-                "awsRegion": region,
-            })).collect::<Vec<_>>()
-        })
+        let records: Vec<Value> = batch
+            .iter()
+            .map(|m| {
+                crate::records::sqs_record(&crate::records::QueueMessage {
+                    id: &m.id,
+                    receipt: &m.receipt,
+                    body: &m.body,
+                    receive_count: u64::from(m.receives),
+                    sent_ms: m.sent_ms,
+                    sender: "AIDAFERRYLOCAL",
+                    attributes: m.attributes.clone(),
+                    source: &self.arn,
+                    region,
+                })
+            })
+            .collect();
+        json!({ "Records": records })
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::pool::Pool;
 use axum::body::Bytes;
 use ferry_core::schedule::{self, Schedule};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,20 +50,14 @@ impl Timer {
 
 /// The event a schedule sends.
 pub fn event(rule: &str, region: &str, input: Option<&Value>) -> Value {
-    if let Some(i) = input {
-        return i.clone();
-    }
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "region": region,
-        "resources": [format!("arn:aws:events:{region}:123456789012:rule/{rule}")],
-        "detail": {},
-    })
+    crate::records::scheduled_event(
+        &uuid::Uuid::new_v4().to_string(),
+        "123456789012",
+        &crate::records::now_seconds(),
+        region,
+        &format!("arn:aws:events:{region}:123456789012:rule/{rule}"),
+        input,
+    )
 }
 
 /// Fires a function on its schedule until the task is dropped.
@@ -90,6 +84,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn rates_and_crons() {

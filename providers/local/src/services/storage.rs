@@ -4,7 +4,7 @@
 
 use crate::pool::Pool;
 use axum::body::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,30 +33,7 @@ pub struct Bucket {
     pub subscribers: Vec<Subscriber>,
 }
 
-/// Percent-encodes a key the way S3 notifications do (spaces as `+`).
-pub fn encode_key(key: &str) -> String {
-    let mut out = String::new();
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'~'
-            | b'/'
-            | b'*'
-            | b'\''
-            | b'('
-            | b')'
-            | b'!' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::records::encode_key;
 
 /// Escapes text for XML.
 pub fn xml_escape(s: &str) -> String {
@@ -113,27 +90,21 @@ impl Bucket {
     /// The S3 notification event.
     pub fn event(&self, key: &str, size: u64, created: bool, region: &str) -> Value {
         let now = chrono::Utc::now();
-        let mut object = json!({ "key": encode_key(key), "sequencer": format!("{:016X}", now.timestamp_nanos_opt().unwrap_or(0)) });
-        if created {
-            object["size"] = json!(size);
-            object["eTag"] = json!(crate::services::queue::md5_hex(key));
-        }
-        json!({ "Records": [{
-            "eventVersion": "2.1",
-            "eventSource": "aws:s3",
-            "awsRegion": region,
-            "eventTime": now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            "eventName": if created { "ObjectCreated:Put" } else { "ObjectRemoved:Delete" },
-            "userIdentity": { "principalId": "ferry-local" },
-            "requestParameters": { "sourceIPAddress": "127.0.0.1" },
-            "responseElements": {},
-            "s3": {
-                "s3SchemaVersion": "1.0",
-                "configurationId": "ferry-local",
-                "bucket": { "name": self.name, "ownerIdentity": { "principalId": "ferry-local" }, "arn": format!("arn:aws:s3:::{}", self.name) },
-                "object": object,
-            },
-        }]})
+        let sequencer = format!("{:016X}", now.timestamp_nanos_opt().unwrap_or(0));
+        crate::records::s3_event(&crate::records::ObjectChange {
+            bucket: &self.name,
+            bucket_arn: &format!("arn:aws:s3:::{}", self.name),
+            key,
+            created,
+            size,
+            etag: &crate::records::md5_hex(key),
+            sequencer: &sequencer,
+            time: &crate::records::now_millis(),
+            principal: "ferry-local",
+            configuration: "ferry-local",
+            source_ip: "127.0.0.1",
+            region,
+        })
     }
 }
 
