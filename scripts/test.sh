@@ -43,6 +43,21 @@ fi
 export FERRY_AZURITE="$azurite_dir/node_modules/.bin/azurite"
 echo "using $FERRY_AZURITE"
 
+step "Google Functions Framework (npm @google-cloud/functions-framework@4.0.1: serves the GCP node adapter)"
+gcp_ff_dir="$HOME/.cache/ferry-gcp-ff-4.0.1"
+if [ ! -f "$gcp_ff_dir/.complete" ]; then
+  rm -rf "$gcp_ff_dir" && mkdir -p "$gcp_ff_dir"
+  (cd "$gcp_ff_dir" && npm install --silent --no-audit --no-fund @google-cloud/functions-framework@4.0.1 >/dev/null)
+  touch "$gcp_ff_dir/.complete"
+fi
+export FERRY_GCP_FF_NODE="$gcp_ff_dir/node_modules/@google-cloud/functions-framework/build/src/main.js"
+echo "using $FERRY_GCP_FF_NODE"
+
+step "Google API discovery documents (from google-api-python-client in the venv)"
+FERRY_GCP_DISCOVERY="$("$venv/bin/python" -c 'import os, googleapiclient.discovery_cache as d; print(os.path.join(os.path.dirname(d.__file__), "documents"))')"
+export FERRY_GCP_DISCOVERY
+echo "using $FERRY_GCP_DISCOVERY"
+
 step "ARM request schemas (from the azure-mgmt-* models of the Azure REST API specifications)"
 export FERRY_AZURE_SCHEMAS="$venv/ferry-arm-schemas.json"
 if [ ! -f "$FERRY_AZURE_SCHEMAS" ] || [ tests/azure/arm_schemas.py -nt "$FERRY_AZURE_SCHEMAS" ]; then
@@ -62,6 +77,9 @@ python3 -m unittest discover -s examples/queue-worker -t examples/queue-worker
 
 step "runtime shim tests (node and python against a fake Runtime API)"
 python3 -m unittest discover -s templates/runtime/tests
+
+step "GCP adapter tests (node and python under Google's real Functions Frameworks)"
+"$FERRY_TEST_PYTHON" -m unittest discover -s templates/gcp/tests
 
 step "Rust tests (unit, property, golden, CLI, corpus)"
 cargo test --workspace --locked --no-fail-fast

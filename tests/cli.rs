@@ -21,6 +21,8 @@ fn ferry(dir: &Path, args: &[&str]) -> Run {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("FERRY_STAGE")
+        .env_remove("GOOGLE_CLOUD_PROJECT")
+        .env_remove("CLOUDSDK_CORE_PROJECT")
         .output()
         .unwrap();
     Run {
@@ -277,15 +279,19 @@ fn state_list_show_and_unlock() {
 }
 
 #[test]
-fn plan_says_which_provider_is_missing() {
+fn plan_says_what_the_provider_is_missing() {
     let dir = write_manifest("service: shop\nprovider: { name: gcp, runtime: nodejs22 }\nfunctions:\n  api: { handler: a.h }\n");
     let r = ferry(dir.path(), &["plan"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("provider `gcp` is not available yet"),
+        r.stderr
+            .contains("no Google Cloud project: set GOOGLE_CLOUD_PROJECT or provider.gcp.project"),
         "{}",
         r.stderr
     );
+    let r = ferry(dir.path(), &["plan", "--provider", "local"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("`ferry dev` serves"), "{}", r.stderr);
     // With --detailed-exitcode, 2 means "changes" only: errors exit 1.
     let r = ferry(
         dir.path(),

@@ -956,7 +956,7 @@ fn azure_adapters_build_the_events_ferry_dev_builds() {
 }
 
 /// The Rust example (a `lambda_runtime` binary) as a custom handler app: `ferry-adapter`
-/// (`ferry-azure-adapter`, copied in by `ferry package --provider azure`) gets custom handler
+/// (`ferry-adapter`, copied in by `ferry package --provider azure`) gets custom handler
 /// requests as the Functions host sends them and answers what ferry dev answers over HTTP.
 #[test]
 fn azure_custom_handler_runs_the_rust_binary_like_ferry_dev() {
@@ -1116,4 +1116,505 @@ fn node_extra_ca_certs_comes_only_from_the_manifest() {
     };
     assert_eq!(get("/plain"), "unset");
     assert_eq!(get("/own"), "/etc/ssl/certs/ca-certificates.crt");
+}
+
+/// `ferry package --provider gcp` of an example into a temp folder (the sources are under
+/// `gcp/<function>/`).
+fn gcp_sources(dir: &Path) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(dir)
+        .args(["--provider", "gcp", "package", "--out"])
+        .arg(out.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ferry package --provider gcp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Google's own Functions Framework (npm `@google-cloud/functions-framework` for node, PyPI
+/// `functions-framework` for python, as Cloud Functions runs them) serving one function's
+/// source on a free port; for `run`, the source's `ferry-adapter` as Cloud Run starts it.
+struct Framework {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Framework {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn framework(runtime: &str, source: &Path, function: &str) -> Framework {
+    framework_with_env(runtime, source, function, &[])
+}
+
+fn framework_with_env(
+    runtime: &str,
+    source: &Path,
+    function: &str,
+    env: &[(&str, &Path)],
+) -> Framework {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let framework_args = ["--target=ferry".to_owned(), format!("--port={port}")];
+    let mut cmd = match runtime {
+        "node" => {
+            let ff = std::env::var("FERRY_GCP_FF_NODE")
+                .expect("FERRY_GCP_FF_NODE is set by scripts/test.sh; run the tests through it");
+            let mut c = Command::new("node");
+            c.arg(ff).arg(format!("--source={}", source.display()));
+            c.args(&framework_args);
+            c
+        }
+        "python" => {
+            let mut c = Command::new(test_python());
+            c.args(["-m", "functions_framework"])
+                .arg(format!("--source={}", source.join("main.py").display()));
+            c.args(&framework_args);
+            c
+        }
+        // A Cloud Run service: the container runs `ferry-adapter` with `PORT` set.
+        _ => {
+            let mut c = Command::new(source.join("ferry-adapter"));
+            c.env("PORT", port.to_string());
+            c
+        }
+    };
+    let child = cmd
+        .current_dir(source)
+        .env("FERRY_FUNCTION", function)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the Functions Framework starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the Functions Framework did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Framework {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Sends each case to `ferry dev` and to the function's Cloud Functions source under Google's
+/// Functions Framework; the answers must be equal.
+fn same_gcp_http_answers(dir: &Path, runtime: &str, cases: &[HttpCase], mask: &[&str]) -> usize {
+    let out = gcp_sources(dir);
+    let d = dev(dir, &["--no-watch"]);
+    let c = client();
+    let mut frameworks = std::collections::BTreeMap::new();
+    let send = |base: &str, case: &HttpCase| {
+        let mut r = c.request(
+            case.method.parse().unwrap(),
+            format!("{base}{}", case.target),
+        );
+        for (k, v) in case.headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.body(case.body.to_vec()).send().unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        answer(status, ct.as_deref(), &resp.bytes().unwrap(), mask)
+    };
+    for (i, case) in cases.iter().enumerate() {
+        let f = frameworks.entry(case.function).or_insert_with(|| {
+            framework(
+                runtime,
+                &out.path().join("gcp").join(case.function),
+                case.function,
+            )
+        });
+        let (local, google) = (send(&d.gateway, case), send(&f.url, case));
+        assert_eq!(
+            local, google,
+            "case {i} ({} {}): ferry dev answered {local}, the Cloud Functions adapter {google}",
+            case.method, case.target
+        );
+    }
+    cases.len()
+}
+
+/// The node example's functions as Cloud Functions: the same answers as under ferry dev.
+/// (An invalid JSON body with `content-type: application/json` is left out: the node
+/// Functions Framework answers 400 itself before any function runs.)
+#[test]
+fn gcp_node_adapter_answers_like_ferry_dev() {
+    let json = &[("content-type", "application/json")];
+    let case = |function, method, target, headers, body| HttpCase {
+        function,
+        method,
+        target,
+        headers,
+        body,
+        params: &[],
+    };
+    let cases = [
+        case("hello", "GET", "/hello?name=Ada", &[], b""),
+        case("hello", "GET", "/hello", &[], b""),
+        case("hello", "GET", "/hello?name=A%26B&x=1", &[], b""),
+        case("hello", "GET", "/nowhere", &[], b""),
+        case("greet", "GET", "/greet/Grace%20Hopper", &[], b""),
+        case(
+            "echo",
+            "POST",
+            "/echo",
+            json,
+            br#"{"a":[1,2],"s":"\u00e9"}"#,
+        ),
+        case(
+            "echo",
+            "POST",
+            "/echo",
+            &[("content-type", "application/octet-stream")],
+            br#"{"bin":true}"#,
+        ),
+        case(
+            "echo",
+            "POST",
+            "/echo",
+            &[("content-type", "text/plain")],
+            b"not json",
+        ),
+        case("echo", "POST", "/echo", json, b""),
+    ];
+    let n = same_gcp_http_answers(
+        &root().join("examples/hello-http"),
+        "node",
+        &cases,
+        &["/requestId"],
+    );
+    assert_eq!(n, 9);
+}
+
+/// The python example's http function as a Cloud Function; its queue worker and topic
+/// listener get Pub/Sub push deliveries and succeed or fail (204 or 500, so that Pub/Sub
+/// retries and then dead-letters) exactly where ferry dev's invocations succeed or report
+/// `batchItemFailures`.
+#[test]
+fn gcp_python_adapter_answers_like_ferry_dev() {
+    use base64::Engine;
+    let dir = root().join("examples/queue-worker");
+    let json = &[("content-type", "application/json")];
+    let case = |body: &'static [u8]| HttpCase {
+        function: "enqueue",
+        method: "POST",
+        target: "/jobs",
+        headers: json,
+        body,
+        params: &[],
+    };
+    let cases = [
+        case(br#"{"task":"sum","payload":{"numbers":[1,2]}}"#),
+        case(br#"{"task":"dance"}"#),
+        case(b"[1]"),
+        case(b"{oops"),
+        case(br#"{"task":"sum","payload":3}"#),
+    ];
+    let n = same_gcp_http_answers(&dir, "python", &cases, &["/id", "/queued"]);
+    assert_eq!(n, 5);
+
+    let out = gcp_sources(&dir);
+    let d = dev_with_env(
+        &dir,
+        &["--no-watch"],
+        &[("FERRY_SECRET_API_TOKEN", "t0ken")],
+    );
+    let c = client();
+    let bodies = [
+        r#"{"task":"sum","payload":{"numbers":[1,2,3]}}"#,
+        r#"{"task":"process-upload","payload":{"bucket":"uploads","key":"incoming/a b.csv","size":2048}}"#,
+        r#"{"task":"sum","payload":{"numbers":["x"]}}"#,
+        r#"{"task":"nope"}"#,
+        "not json",
+    ];
+    let local: Vec<bool> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let event = serde_json::json!({"Records": [{
+                "messageId": format!("m{i}"), "receiptHandle": format!("r{i}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
+            }]});
+            let r = c
+                .post(format!(
+                    "{}/2015-03-31/functions/queue-worker-dev-worker/invocations",
+                    d.aws
+                ))
+                .body(event.to_string())
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let result: serde_json::Value = r.json().unwrap();
+            result["batchItemFailures"].as_array().unwrap().is_empty()
+        })
+        .collect();
+    assert_eq!(local, vec![true, true, false, false, false]);
+    let worker = framework("python", &out.path().join("gcp/worker"), "worker");
+    let audit = framework("python", &out.path().join("gcp/audit"), "audit");
+    let push = |f: &Framework, function: &str, trigger: &str, body: &str, i: usize| {
+        let envelope = serde_json::json!({
+            "message": {
+                "data": base64::engine::general_purpose::STANDARD.encode(body),
+                "attributes": {},
+                "messageId": format!("{i}"),
+                "publishTime": "2026-12-02T10:00:00.000Z",
+            },
+            "subscription": format!("projects/ferry-test/subscriptions/queue-worker-dev-{function}-{trigger}"),
+            "deliveryAttempt": 1,
+        });
+        let r = c
+            .post(format!("{}/_ferry/events/{trigger}", f.url))
+            .json(&envelope)
+            .send()
+            .unwrap();
+        r.status().as_u16()
+    };
+    let google: Vec<bool> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match push(&worker, "worker", "queue0", b, i) {
+            204 => true,
+            500 => false,
+            other => panic!("the adapter answered {other}"),
+        })
+        .collect();
+    assert_eq!(local, google);
+    // A topic message reaches the topic listener as SNS, and it succeeds.
+    assert_eq!(
+        push(
+            &audit,
+            "audit",
+            "topic0",
+            r#"{"id":"j1","status":"done"}"#,
+            9
+        ),
+        204
+    );
+}
+
+/// The Rust example (a `lambda_runtime` binary) as a Cloud Run service: `ferry-adapter`, started
+/// as Cloud Run starts the container (`PORT`), answers what ferry dev answers, CORS preflight
+/// and unrouted paths included.
+#[test]
+fn gcp_cloud_run_adapter_runs_the_rust_binary_like_ferry_dev() {
+    let json = &[("content-type", "application/json")];
+    let case = |method, target, headers, body| HttpCase {
+        function: "api",
+        method,
+        target,
+        headers,
+        body,
+        params: &[],
+    };
+    let preflight = &[
+        ("origin", "https://example.com"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let cases = [
+        case("GET", "/items", json, b""),
+        case("GET", "/items/1", json, b""),
+        case("GET", "/items/99", json, b""),
+        case("POST", "/items", json, br#"{"name":"cup","price":3}"#),
+        case("POST", "/items", json, br#"{"name":" "}"#),
+        case("POST", "/items", json, b"nope"),
+        case("GET", "/items/3", json, b""),
+        case("GET", "/nowhere", json, b""),
+        case("OPTIONS", "/items", preflight, b""),
+        case("DELETE", "/items/1", json, b""),
+    ];
+    let n = same_gcp_http_answers(&root().join("examples/rust-api"), "run", &cases, &[]);
+    assert_eq!(n, 10);
+}
+
+/// Event deliveries to a Cloud Run service (a `provided` function whose bootstrap runs AWS's
+/// own `awslambdaric`) become the events the python Cloud Functions adapter builds for the same
+/// handler: the same Pub/Sub push gives the same SQS and SNS events, the same Eventarc
+/// CloudEvent the same S3 event (or none, when the trigger's prefix does not take the object),
+/// the same Scheduler call the same Scheduled Event; both answer 204 or 500 alike.
+#[test]
+fn gcp_cloud_run_adapter_builds_the_events_the_python_adapter_builds() {
+    use base64::Engine;
+    let py = test_python();
+    let triggers = "    triggers:\n      - queue: jobs\n      - topic: news\n      - storage: { bucket: files, events: [created, removed], prefix: in/ }\n      - schedule: rate(5 minutes)\n";
+    let dir = service(
+        &format!(
+            "service: ev\nprovider:\n  region: europe-west1\nservices:\n  jobs: {{ type: queue }}\n  news: {{ type: topic }}\n  files: {{ type: bucket }}\nfunctions:\n  bin:\n    runtime: provided\n    handler: bootstrap\n{triggers}  py:\n    runtime: python3.12\n    handler: handler.handle\n{triggers}"
+        ),
+        &[
+            (
+                "handler.py",
+                "import json, os\ndef handle(event, context):\n    with open(os.environ['EVENTS_OUT'], 'a') as f:\n        f.write(json.dumps(event, sort_keys=True) + '\\n')\n    records = event.get('Records', [])\n    if any(r.get('Sns', {}).get('Message') == 'fail' for r in records):\n        raise ValueError('fail')\n    return {'batchItemFailures': [{'itemIdentifier': r['messageId']} for r in records if r.get('body') == 'fail']}\n",
+            ),
+            (
+                "bootstrap",
+                &format!("#!/bin/sh\nexec {py} -m awslambdaric handler.handle\n"),
+            ),
+        ],
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let b = dir.path().join("bootstrap");
+        std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = gcp_sources(dir.path());
+    let logs = tempfile::tempdir().unwrap();
+    let start = |runtime: &str, function: &str| {
+        let log = logs.path().join(format!("{function}.jsonl"));
+        let source = out.path().join("gcp").join(function);
+        let f = framework_with_env(runtime, &source, function, &[("EVENTS_OUT", &log)]);
+        (f, log)
+    };
+    let (run, run_log) = start("run", "bin");
+    let (cf, cf_log) = start("python", "py");
+    let c = client();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let push = |data: &str, attempt: u64| {
+        serde_json::json!({
+            "message": {"data": b64(data), "attributes": {"kind": "test"}, "messageId": "1234", "publishTime": "2026-12-02T10:00:00.123Z"},
+            "subscription": "projects/p/subscriptions/s",
+            "deliveryAttempt": attempt,
+        })
+        .to_string()
+    };
+    let object = |name: &str| {
+        serde_json::json!({"bucket": "b", "name": name, "size": "2048", "md5Hash": "1B2M2Y8AsgTpgAmY7PhCfg==", "generation": "1700000000000001"}).to_string()
+    };
+    // (trigger, headers, body, expected status)
+    type Delivery<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u16);
+    let cases: Vec<Delivery> = vec![
+        (
+            "queue0",
+            vec![("content-type", "application/json")],
+            push(r#"{"task":"x"}"#, 2),
+            204,
+        ),
+        (
+            "queue0",
+            vec![("content-type", "application/json")],
+            push("fail", 5),
+            500,
+        ),
+        (
+            "topic0",
+            vec![("content-type", "application/json")],
+            push("news!", 1),
+            204,
+        ),
+        (
+            "topic0",
+            vec![("content-type", "application/json")],
+            push("fail", 1),
+            500,
+        ),
+        (
+            "storage0",
+            vec![
+                ("content-type", "application/json"),
+                ("ce-type", "google.cloud.storage.object.v1.finalized"),
+                ("ce-id", "ev-1"),
+                ("ce-time", "2026-12-02T10:00:00.5Z"),
+                ("ce-subject", "objects/in/a b(1).csv"),
+                ("ce-specversion", "1.0"),
+                ("ce-source", "//storage.googleapis.com/projects/_/buckets/b"),
+            ],
+            object("in/a b(1).csv"),
+            204,
+        ),
+        (
+            "storage0",
+            vec![
+                ("content-type", "application/json"),
+                ("ce-type", "google.cloud.storage.object.v1.finalized"),
+                ("ce-id", "ev-2"),
+                ("ce-time", "2026-12-02T10:00:01Z"),
+                ("ce-subject", "objects/out/skipped.csv"),
+                ("ce-specversion", "1.0"),
+                ("ce-source", "//storage.googleapis.com/projects/_/buckets/b"),
+            ],
+            object("out/skipped.csv"),
+            204,
+        ),
+        (
+            "schedule0",
+            vec![
+                ("x-cloudscheduler-scheduletime", "2026-12-02T10:05:00Z"),
+                ("x-cloud-trace-context", "sched-trace/1;o=1"),
+            ],
+            String::new(),
+            204,
+        ),
+        ("nope9", vec![], String::new(), 404),
+    ];
+    let send =
+        |base: &str, (trigger, headers, body, _): &(&str, Vec<(&str, &str)>, String, u16)| {
+            let mut r = c.post(format!("{base}/_ferry/events/{trigger}"));
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.body(body.clone()).send().unwrap().status().as_u16()
+        };
+    for case in &cases {
+        let (a, b) = (send(&run.url, case), send(&cf.url, case));
+        assert_eq!((a, b), (case.3, case.3), "{} {}", case.0, case.2);
+    }
+    let read = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                // Set when the event is built, or named after the function.
+                for p in [
+                    "/Records/0/attributes/ApproximateFirstReceiveTimestamp",
+                    "/Records/0/eventSourceARN",
+                    "/Records/0/Sns/TopicArn",
+                    "/Records/0/s3/bucket/arn",
+                    "/resources/0",
+                ] {
+                    if let Some(x) = v.pointer_mut(p) {
+                        *x = serde_json::json!("-");
+                    }
+                }
+                v
+            })
+            .collect()
+    };
+    let (run_events, cf_events) = (read(&run_log), read(&cf_log));
+    // queue ×2, topic ×2, one storage object (the other is filtered), the schedule.
+    assert_eq!(run_events.len(), 6, "{run_events:#?}");
+    for (i, (a, b)) in run_events.iter().zip(&cf_events).enumerate() {
+        assert_eq!(a, b, "event {i}: Cloud Run adapter vs python adapter");
+    }
+    assert_eq!(run_events.len(), cf_events.len());
+    let s3 = &run_events[4]["Records"][0]["s3"]["object"];
+    assert_eq!(s3["key"], "in/a+b%281%29.csv");
+    assert_eq!(s3["eTag"], "d41d8cd98f00b204e9800998ecf8427e");
+    assert_eq!(
+        run_events[0]["Records"][0]["attributes"]["ApproximateReceiveCount"],
+        "2"
+    );
+    assert_eq!(run_events[5]["detail-type"], "Scheduled Event");
+    assert_eq!(run_events[5]["time"], "2026-12-02T10:05:00Z");
 }

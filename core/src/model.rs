@@ -481,3 +481,44 @@ pub fn injected_env_name(service: &str, kind: &ResourceKind) -> String {
     };
     format!("{base}_{suffix}")
 }
+
+/// A function's environment on a provider other than AWS, in order: its own variables, then one
+/// variable per service it `uses` ([`injected_env_name`]). A service the deploy makes is valued
+/// by `ours(name, kind)`; an existing one (`external`) by the name or URL given as a string.
+/// What cannot be carried over (CloudFormation expressions, existing services given as AWS
+/// references) is pushed to `errors`, naming the function and `platform`.
+pub fn portable_environment(
+    service: &Service,
+    function: &str,
+    f: &Function,
+    platform: &str,
+    mut ours: impl FnMut(&str, &ResourceKind) -> String,
+    errors: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for (k, v) in &f.environment {
+        match v {
+            EnvValue::Text(t) => env.push((k.clone(), t.clone())),
+            EnvValue::Expr(_) => errors.push(format!(
+                "function `{function}`: `{k}` is a CloudFormation expression, which only AWS can resolve"
+            )),
+        }
+    }
+    for u in &f.uses {
+        let Some(res) = service.services.get(u) else {
+            continue;
+        };
+        let value = match &res.external {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(_) => {
+                errors.push(format!(
+                    "function `{function}` uses `{u}`, an existing service given as an AWS reference; on {platform} give its name or URL as a string"
+                ));
+                continue;
+            }
+            None => ours(u, &res.kind),
+        };
+        env.push((injected_env_name(u, &res.kind), value));
+    }
+    env
+}

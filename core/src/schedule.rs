@@ -208,6 +208,65 @@ fn check_field(
     Ok(())
 }
 
+/// AWS cron's six fields as the five fields of unix cron (`min hour dom month dow`, Sunday 0),
+/// which NCRONTAB (with a seconds field in front) and Cloud Scheduler share. `target` names the
+/// format in errors. Exact or an error: no year but `*`, no `L`/`W`/`#`.
+pub fn unix_cron(fields: &[String; 6], expr: &str, target: &str) -> Result<String, String> {
+    let [min, hour, dom, month, dow, year] = fields;
+    if year != "*" {
+        return Err(format!(
+            "`{expr}`: {target} has no year field; only `*` can be translated"
+        ));
+    }
+    for (field, name) in [(dom, "day-of-month"), (dow, "day-of-week")] {
+        if field.contains('L') || field.contains('W') || field.contains('#') {
+            return Err(format!(
+                "`{expr}`: `{field}` in the {name} field (`L`, `W`, `#`) has no {target} equivalent"
+            ));
+        }
+    }
+    let dom = if dom == "?" {
+        "*".to_owned()
+    } else {
+        dom.clone()
+    };
+    let dow = if dow == "?" {
+        "*".to_owned()
+    } else {
+        day_of_week(dow, expr)?
+    };
+    Ok(format!("{min} {hour} {dom} {month} {dow}"))
+}
+
+/// AWS numbers days 1-7 from Sunday; unix cron 0-6 from Sunday. Names are the same in both.
+fn day_of_week(field: &str, expr: &str) -> Result<String, String> {
+    let shift = |s: &str| -> Result<String, String> {
+        if s == "*" || s.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Ok(s.to_owned());
+        }
+        let n: u32 = s
+            .parse()
+            .map_err(|_| format!("`{expr}`: `{s}` is not a day of the week"))?;
+        Ok((n - 1).to_string())
+    };
+    let mut parts = Vec::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (part, None),
+        };
+        let range = match range.split_once('-') {
+            Some((a, b)) => format!("{}-{}", shift(a)?, shift(b)?),
+            None => shift(range)?,
+        };
+        parts.push(match step {
+            Some(s) => format!("{range}/{s}"),
+            None => range,
+        });
+    }
+    Ok(parts.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

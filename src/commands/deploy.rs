@@ -46,6 +46,16 @@ fn provider(
                 },
             ),
         )?)),
+        ProviderName::Gcp => Some(Box::new(rt.block_on(
+            ferry_gcp::deploy::GcpProvider::connect(
+                service,
+                &ferry_gcp::deploy::GcpOptions {
+                    region: o.region.clone(),
+                    force: o.force,
+                    ..Default::default()
+                },
+            ),
+        )?)),
         _ => None,
     })
 }
@@ -170,8 +180,9 @@ fn prepare(g: &Global, o: &ProviderOptions, destroy: bool) -> Result<Ready, Exit
         }
     };
     let Some(provider) = provider else {
+        // Only `local` has no deploy: it is the runtime `ferry dev` serves.
         eprintln!(
-            "error: provider `{}` is not available yet in this build of ferry; `ferry validate`, `print`, `show` and `state` work without it",
+            "error: provider `{}` is not deployed to: `ferry dev` serves the service on this machine and `ferry invoke` calls its functions",
             located.provider
         );
         return Err(Exit::Failure);

@@ -51,11 +51,15 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
                 routes.insert(name.to_owned(), json!(r.function));
                 continue;
             }
+            // A Google Cloud function's second, private deployment for its events is not
+            // listed; neither are the parts of a resource (`queue.jobs.dlq`).
+            _ if name.contains('.') => continue,
             "function" => {
-                functions.insert(
-                    name.to_owned(),
-                    json!({"name": text(r, "name"), "arn": text(r, "arn")}),
-                );
+                let mut f = json!({"name": text(r, "name"), "arn": text(r, "arn")});
+                if let Some(url) = text(r, "uri") {
+                    f["url"] = json!(url);
+                }
+                functions.insert(name.to_owned(), f);
                 continue;
             }
             "site" => {
@@ -77,10 +81,12 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
             _ => continue,
         };
         let (_, key, map) = &mut sections[section];
-        // AWS records the URL, name or ARN; Azure the resource id (and a topic's endpoint).
+        // AWS records the URL, name or ARN; Azure the resource id (and a topic's endpoint);
+        // Google Cloud the resource name.
         let value = text(r, key)
             .or_else(|| text(r, "endpoint"))
-            .or_else(|| text(r, "id"));
+            .or_else(|| text(r, "id"))
+            .or_else(|| text(r, "name"));
         map.insert(name.to_owned(), json!(value));
     }
 
@@ -134,7 +140,11 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
     if !functions.is_empty() {
         println!("\nfunctions:");
         for (f, v) in &functions {
-            println!("  {f:<width$}  {}", v["name"].as_str().unwrap_or("?"),);
+            let url = v["url"]
+                .as_str()
+                .map(|u| format!("  {u}"))
+                .unwrap_or_default();
+            println!("  {f:<width$}  {}{url}", v["name"].as_str().unwrap_or("?"));
         }
     }
     for (title, _, map) in &sections {

@@ -61,6 +61,29 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
     } else {
         None
     };
+    // Google Cloud: the resources are checked the same way (offline, with placeholders for
+    // what only the project knows).
+    let gcp = if opts.provider == Some(ProviderName::Gcp) {
+        let ctx = ferry_gcp::deploy::offline_context(
+            &loaded.service,
+            &ferry_gcp::deploy::GcpOptions {
+                region: g.region.clone(),
+                ..Default::default()
+            },
+        );
+        match ferry_gcp::resources::resources(&loaded.service, &ctx) {
+            Ok(r) => Some((ctx, r)),
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("nothing was written");
+                return Ok(Exit::UserError);
+            }
+        }
+    } else {
+        None
+    };
 
     let show_bar = !g.quiet && std::io::stderr().is_terminal() && g.format != Some(Format::Json);
     let bar = ProgressBar::hidden();
@@ -132,7 +155,7 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
             .map(|(k, a)| (k.clone(), opts.out_dir.join(&a.path)))
             .collect();
         for app in apps {
-            let adapter = ferry_azure::package::find_custom_adapter();
+            let adapter = ferry_core::package::bundle::find_adapter();
             let p = match ferry_azure::package::write_app(
                 app,
                 &opts.out_dir,
@@ -152,6 +175,57 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
                 p.files,
                 human(p.size),
                 p.dir.strip_prefix(&cwd).unwrap_or(&p.dir).display(),
+            ));
+        }
+    }
+    if let Some((ctx, resources)) = &gcp {
+        let path = opts.out_dir.join("gcp-resources.json");
+        let listed: Vec<serde_json::Value> = resources
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "address": r.address,
+                    "type": r.kind.type_name(),
+                    "name": r.name,
+                    "depends": r.depends,
+                    "body": r.body,
+                })
+            })
+            .collect();
+        let mut text = serde_json::to_string_pretty(&listed)?;
+        text.push('\n');
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        notes.push(format!(
+            "Google Cloud resources (request bodies, for project {} in {}): {}",
+            ctx.project,
+            ctx.region,
+            path.strip_prefix(&cwd).unwrap_or(&path).display()
+        ));
+        let adapter = ferry_core::package::bundle::find_adapter();
+        for (name, a) in &packaged.index.functions {
+            let f = &loaded.service.functions[name];
+            let w = match ferry_gcp::package::write_function(
+                &loaded.service,
+                ctx,
+                name,
+                f,
+                &opts.out_dir.join(&a.path),
+                &opts.out_dir,
+                adapter.as_deref(),
+            ) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(Exit::UserError);
+                }
+            };
+            notes.push(format!(
+                "Google Cloud source of {name}: {} ({} files, {}; unpacked in {})",
+                w.zip.strip_prefix(&cwd).unwrap_or(&w.zip).display(),
+                w.files,
+                human(w.size),
+                w.dir.strip_prefix(&cwd).unwrap_or(&w.dir).display(),
             ));
         }
     }

@@ -29,7 +29,7 @@ pub use provider::{
     ApplyRequest, Artifact, Artifacts, Inputs, Operation, Provider, ProviderError, ReadRequest,
     SecretValues,
 };
-pub use resource::{reference, Attributes, Resource};
+pub use resource::{project_live, reference, Attributes, Resource};
 pub use retry::RetryPolicy;
 pub use state::{State, StateResource, FERRY_VERSION, STATE_VERSION};
 

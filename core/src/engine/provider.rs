@@ -105,6 +105,16 @@ impl ProviderError {
             retryable: true,
         }
     }
+
+    /// An error of a cloud API call: a timeout (408), a conflict with an operation in progress
+    /// (409), throttling (429), a server error or a failed connection (no status) may go away
+    /// by itself; any other status will not.
+    pub fn http(status: Option<u16>, message: impl Into<String>) -> Self {
+        ProviderError {
+            message: message.into(),
+            retryable: matches!(status, Some(408 | 409 | 429 | 500..=599) | None),
+        }
+    }
 }
 
 /// A cloud (or the local runtime, or a test double) as the engine sees it.

@@ -304,3 +304,44 @@ mod tests {
         assert_eq!(f.keys().collect::<Vec<_>>(), ["env.A", "env.B", "n"]);
     }
 }
+
+/// The part of a live value (as a cloud API answers) that has the shape of what ferry sent:
+/// objects keep the keys of `desired`, lists of the same length are projected element by
+/// element, anything else is taken as it is. The fields a provider adds (outputs, server-side
+/// defaults such as a Cloud Run container's `ports`) so do not show as drift, while a changed
+/// or missing field does. Providers use it in `read` before the engine diffs.
+pub fn project_live(desired: &Value, live: &Value) -> Value {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => Value::Object(
+            d.iter()
+                .filter_map(|(k, dv)| l.get(k).map(|lv| (k.clone(), project_live(dv, lv))))
+                .collect(),
+        ),
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => Value::Array(
+            d.iter()
+                .zip(l)
+                .map(|(dv, lv)| project_live(dv, lv))
+                .collect(),
+        ),
+        (_, l) => l.clone(),
+    }
+}
+
+#[cfg(test)]
+mod project_tests {
+    use super::project_live;
+    use serde_json::json;
+
+    #[test]
+    fn added_fields_are_left_out_changed_ones_kept() {
+        let desired = json!({"a": 1, "list": [{"x": 1}], "o": {"k": "v"}});
+        let live = json!({"a": 2, "extra": true, "list": [{"x": 1, "port": 8080}], "o": {"k": "v", "d": 0}});
+        assert_eq!(
+            project_live(&desired, &live),
+            json!({"a": 2, "list": [{"x": 1}], "o": {"k": "v"}})
+        );
+        // A list of another length is taken whole, so the diff shows it.
+        let live = json!({"list": [{"x": 1}, {"x": 2}]});
+        assert_eq!(project_live(&desired, &live)["list"], live["list"]);
+    }
+}

@@ -7,6 +7,7 @@
 //! function succeeded are the zips linked into the output folder and the index written, so a
 //! failed run leaves the previous artifacts as they were.
 
+pub mod bundle;
 pub mod node;
 pub mod python;
 pub mod rust;

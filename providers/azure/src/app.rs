@@ -46,7 +46,7 @@ pub const NODE_ADAPTER: &str = "ferry/adapter.js";
 /// See [`NODE_ADAPTER`].
 pub const PYTHON_ADAPTER: &str = "ferry/adapter.py";
 /// The custom handler executable (ferry's Runtime API adapter) at the app root.
-pub const CUSTOM_ADAPTER: &str = "ferry-adapter";
+pub const CUSTOM_ADAPTER: &str = ferry_core::package::bundle::ADAPTER;
 /// The app setting holding the storage connection (identity based: `__accountName`).
 pub const STORAGE_CONNECTION: &str = "AzureWebJobsStorage";
 

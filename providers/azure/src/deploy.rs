@@ -51,12 +51,10 @@ pub struct AzureProvider {
 }
 
 fn err(e: ArmError) -> ProviderError {
-    let retryable = matches!(e.status, Some(408 | 409 | 429 | 500..=599) | None)
-        && !e.message.contains("not https");
-    ProviderError {
-        message: e.to_string(),
-        retryable,
+    if e.message.contains("not https") {
+        return ProviderError::fatal(e.to_string());
     }
+    ProviderError::http(e.status, e.to_string())
 }
 
 impl AzureProvider {
@@ -206,19 +204,6 @@ fn concrete(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
     }
 }
 
-/// The part of a live value that has the shape of what ferry sent: objects keep the keys of
-/// `desired`, arrays and scalars are taken as they are.
-fn project(desired: &Value, live: &Value) -> Value {
-    match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => Value::Object(
-            d.iter()
-                .filter_map(|(k, dv)| l.get(k).map(|lv| (k.clone(), project(dv, lv))))
-                .collect(),
-        ),
-        (_, l) => l.clone(),
-    }
-}
-
 fn pointer_path(p: &str) -> String {
     format!("/{}", p.replace('.', "/"))
 }
@@ -332,7 +317,7 @@ impl Provider for AzureProvider {
             return Ok(out);
         };
         for a in &apps {
-            let adapter = crate::package::find_custom_adapter();
+            let adapter = ferry_core::package::bundle::find_adapter();
             let pkg = write_app(a, &out_dir, &function_zips, adapter.as_deref())
                 .map_err(ProviderError::fatal)?;
             let address = package_address(a.family);
@@ -388,7 +373,10 @@ impl Provider for AzureProvider {
             live.insert("apiVersion".into(), a.clone());
         }
         let desired_body = rec.get("body").cloned().unwrap_or(Value::Null);
-        live.insert("body".into(), project(&desired_body, &r.body));
+        live.insert(
+            "body".into(),
+            ferry_core::engine::project_live(&desired_body, &r.body),
+        );
         for (name, path) in outputs(request.kind.trim_start_matches("azure:")) {
             if let Some(v) = r.body.pointer(&pointer_path(path)) {
                 live.insert((*name).into(), v.clone());

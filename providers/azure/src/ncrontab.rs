@@ -55,59 +55,7 @@ fn hours(n: u32) -> String {
 }
 
 fn cron(f: &[String; 6], expr: &str) -> Result<String, String> {
-    let [min, hour, dom, month, dow, year] = f;
-    if year != "*" {
-        return Err(format!(
-            "`{expr}`: Azure's NCRONTAB has no year field; only `*` can be translated"
-        ));
-    }
-    for (field, name) in [(dom, "day-of-month"), (dow, "day-of-week")] {
-        if field.contains('L') || field.contains('W') || field.contains('#') {
-            return Err(format!(
-                "`{expr}`: `{field}` in the {name} field (`L`, `W`, `#`) has no NCRONTAB equivalent"
-            ));
-        }
-    }
-    let dom = if dom == "?" {
-        "*".to_owned()
-    } else {
-        dom.clone()
-    };
-    let dow = if dow == "?" {
-        "*".to_owned()
-    } else {
-        day_of_week(dow, expr)?
-    };
-    Ok(format!("0 {min} {hour} {dom} {month} {dow}"))
-}
-
-/// AWS numbers days 1-7 from Sunday; NCRONTAB 0-6 from Sunday. Names are the same in both.
-fn day_of_week(field: &str, expr: &str) -> Result<String, String> {
-    let shift = |s: &str| -> Result<String, String> {
-        if s == "*" || s.chars().all(|c| c.is_ascii_alphabetic()) {
-            return Ok(s.to_owned());
-        }
-        let n: u32 = s
-            .parse()
-            .map_err(|_| format!("`{expr}`: `{s}` is not a day of the week"))?;
-        Ok((n - 1).to_string())
-    };
-    let mut parts = Vec::new();
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, Some(s)),
-            None => (part, None),
-        };
-        let range = match range.split_once('-') {
-            Some((a, b)) => format!("{}-{}", shift(a)?, shift(b)?),
-            None => shift(range)?,
-        };
-        parts.push(match step {
-            Some(s) => format!("{range}/{s}"),
-            None => range,
-        });
-    }
-    Ok(parts.join(","))
+    schedule::unix_cron(f, expr, "Azure's NCRONTAB").map(|c| format!("0 {c}"))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 
 use crate::app::{queue_name, App, Family};
 use ferry_core::model::{
-    injected_env_name, EnvValue, Function, ResourceKind, Runtime, Service, StorageEvent, Trigger,
+    portable_environment, Function, ResourceKind, Runtime, Service, StorageEvent, Trigger,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -409,59 +409,46 @@ pub fn resources(service: &Service, apps: &[App]) -> Result<Vec<AzResource>, Vec
                 }
             }
             };
-            for (k, v) in &f.environment {
-                match v {
-                    EnvValue::Text(t) => set(k, t.clone(), &mut errors),
-                    EnvValue::Expr(_) => errors.push(format!(
-                        "function `{fname}`: `{k}` is a CloudFormation expression, which only AWS can resolve"
-                    )),
-                }
-            }
-            for u in &f.uses {
-                let Some(res) = service.services.get(u) else {
-                    continue;
-                };
-                let (value, grant, scope) = match &res.kind {
-                    ResourceKind::Queue { .. } => (
-                        format!("{}{}", out(STORAGE, "queueEndpoint"), queue_name(u)),
-                        role::QUEUE_DATA_CONTRIBUTOR,
-                        Some(STORAGE.to_owned()),
-                    ),
-                    ResourceKind::Bucket { .. } => (
-                        queue_name(u),
-                        role::BLOB_DATA_OWNER,
-                        Some(STORAGE.to_owned()),
-                    ),
-                    ResourceKind::Table { .. } => (
-                        table_name(u),
-                        role::TABLE_DATA_CONTRIBUTOR,
-                        Some(STORAGE.to_owned()),
-                    ),
-                    ResourceKind::Topic { .. } => (
-                        out(&format!("topic.{u}"), "endpoint"),
-                        role::EVENTGRID_DATA_SENDER,
-                        Some(format!("topic.{u}")),
-                    ),
-                    ResourceKind::Secret { .. } => (
-                        format!("{}secrets/{}", out(VAULT, "vaultUri"), secret_name(u)),
-                        role::KEY_VAULT_SECRETS_USER,
-                        Some(VAULT.to_owned()),
-                    ),
-                };
-                let value = match &res.external {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(_) => {
-                        errors.push(format!(
-                            "function `{fname}` uses `{u}`, an existing service given as an AWS reference; on Azure give its URL or name as a string"
-                        ));
-                        continue;
-                    }
-                    None => value,
-                };
-                set(&injected_env_name(u, &res.kind), value, &mut errors);
-                if res.external.is_none() {
+            let env = portable_environment(
+                service,
+                fname,
+                f,
+                "Azure",
+                |u, kind| {
+                    let (value, grant, scope) = match kind {
+                        ResourceKind::Queue { .. } => (
+                            format!("{}{}", out(STORAGE, "queueEndpoint"), queue_name(u)),
+                            role::QUEUE_DATA_CONTRIBUTOR,
+                            Some(STORAGE.to_owned()),
+                        ),
+                        ResourceKind::Bucket { .. } => (
+                            queue_name(u),
+                            role::BLOB_DATA_OWNER,
+                            Some(STORAGE.to_owned()),
+                        ),
+                        ResourceKind::Table { .. } => (
+                            table_name(u),
+                            role::TABLE_DATA_CONTRIBUTOR,
+                            Some(STORAGE.to_owned()),
+                        ),
+                        ResourceKind::Topic { .. } => (
+                            out(&format!("topic.{u}"), "endpoint"),
+                            role::EVENTGRID_DATA_SENDER,
+                            Some(format!("topic.{u}")),
+                        ),
+                        ResourceKind::Secret { .. } => (
+                            format!("{}secrets/{}", out(VAULT, "vaultUri"), secret_name(u)),
+                            role::KEY_VAULT_SECRETS_USER,
+                            Some(VAULT.to_owned()),
+                        ),
+                    };
                     grants.insert(grant, scope);
-                }
+                    value
+                },
+                &mut errors,
+            );
+            for (k, v) in env {
+                set(&k, v, &mut errors);
             }
             for (i, t) in f.triggers.iter().enumerate() {
                 match t {

@@ -1,0 +1,171 @@
+//! A provider's deployable package assembled from function zips and generated files (an Azure
+//! Function App, a Google Cloud Function's source): the files are gathered in memory, clashes
+//! are errors that name who brought each file, and the result is written as a folder and as a
+//! deterministic zip of that folder.
+
+use super::zipper::{write_zip, Entry};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The owner recorded for the files a provider generates (not a function name: those cannot
+/// contain spaces).
+const GENERATED: &str = "ferry (generated)";
+
+/// Files by path in the package: who brought each, its bytes, whether it is executable.
+#[derive(Debug, Default)]
+pub struct Bundle {
+    files: BTreeMap<String, (String, Vec<u8>, bool)>,
+}
+
+/// A bundle as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The unpacked folder.
+    pub dir: PathBuf,
+    /// The zip of that folder.
+    pub zip: PathBuf,
+    /// Hex sha256 of the zip.
+    pub sha256: String,
+    /// Zip size in bytes.
+    pub size: u64,
+    /// Files in the zip.
+    pub files: usize,
+}
+
+impl Bundle {
+    /// An empty bundle.
+    pub fn new() -> Bundle {
+        Bundle::default()
+    }
+
+    /// Adds a function zip's files under `prefix`; the same path from two functions must hold
+    /// the same bytes (`together` says what they share, for the error).
+    pub fn add_zip(
+        &mut self,
+        function: &str,
+        path: &Path,
+        prefix: &str,
+        together: &str,
+    ) -> Result<(), String> {
+        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut z = zip::ZipArchive::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+        for i in 0..z.len() {
+            let mut e = z
+                .by_index(i)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if e.is_dir() {
+                continue;
+            }
+            let Some(name) = e.enclosed_name() else {
+                return Err(format!("{}: unsafe path {:?}", path.display(), e.name()));
+            };
+            let name = format!("{prefix}{}", name.to_string_lossy().replace('\\', "/"));
+            let executable = e.unix_mode().is_some_and(|m| m & 0o111 != 0);
+            let mut bytes = Vec::with_capacity(e.size() as usize);
+            e.read_to_end(&mut bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            match self.files.get(&name) {
+                Some((other, prev, _)) if *prev != bytes => {
+                    return Err(format!(
+                        "functions `{other}` and `{function}` share {together} but package different `{name}`; give them the same file or the same package settings"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.files
+                        .insert(name, (function.to_owned(), bytes, executable));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes a function brought at `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(|(_, b, _)| b.as_slice())
+    }
+
+    /// Adds a file the provider generates. A function file at the same path, or (for a file in
+    /// a folder) in or at its top folder, is an error naming `platform`; `replaces` lists the
+    /// function files the generated one may overwrite on purpose (a merged `package.json`).
+    pub fn add_generated(
+        &mut self,
+        name: &str,
+        bytes: Vec<u8>,
+        executable: bool,
+        platform: &str,
+        replaces: bool,
+    ) -> Result<(), String> {
+        let top = name.split('/').next().unwrap_or_default();
+        let dir_prefix = format!("{top}/");
+        let clash = self.files.iter().find(|(k, (owner, _, _))| {
+            owner != GENERATED
+                && (*k == name && !replaces
+                    || name.contains('/') && (k.starts_with(&dir_prefix) || k.as_str() == top))
+        });
+        if let Some((_, (owner, _, _))) = clash {
+            return Err(format!(
+                "`{name}` is a file ferry generates for {platform}, but function `{owner}`'s package has `{top}` too; rename the function or move that file"
+            ));
+        }
+        self.files
+            .insert(name.to_owned(), (GENERATED.into(), bytes, executable));
+        Ok(())
+    }
+
+    /// Writes the files under `dir` (emptied first) and zips them to `zip`.
+    pub fn write(self, dir: &Path, zip: &Path) -> Result<Written, String> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
+        }
+        let mut entries = Vec::new();
+        for (name, (_, bytes, executable)) in &self.files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().expect("inside the folder"))
+                .and_then(|()| std::fs::write(&path, bytes))
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            #[cfg(unix)]
+            if *executable {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+            }
+            entries.push(Entry {
+                name: name.clone(),
+                source: path,
+                executable: *executable,
+            });
+        }
+        let tmp = zip.with_extension("zip.tmp");
+        let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        write_zip(std::io::BufWriter::new(file), &mut entries)
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, zip).map_err(|e| format!("{}: {e}", zip.display()))?;
+        let bytes = std::fs::read(zip).map_err(|e| format!("{}: {e}", zip.display()))?;
+        Ok(Written {
+            dir: dir.to_owned(),
+            zip: zip.to_owned(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+            files: entries.len(),
+        })
+    }
+}
+
+/// The executable that runs Runtime API binaries in a cloud's host (Azure's custom handler,
+/// Cloud Run's HTTP server), built and installed with `ferry`, packaged under this name.
+pub const ADAPTER: &str = "ferry-adapter";
+
+/// [`ADAPTER`] as installed next to the running `ferry`.
+pub fn find_adapter() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.with_file_name(format!("{ADAPTER}{}", std::env::consts::EXE_SUFFIX));
+    p.is_file().then_some(p)
+}
+
+/// The error when [`find_adapter`] found nothing.
+pub fn missing_adapter() -> String {
+    format!("{ADAPTER} (which runs Runtime API binaries on Azure and Cloud Run) is not next to the ferry executable; it is built and installed with ferry (`cargo install --path .` installs both)")
+}

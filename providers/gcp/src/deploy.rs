@@ -1,0 +1,684 @@
+//! `ferry deploy --provider gcp`: the engine's [`Provider`] for Google Cloud. The resources are
+//! [`crate::resources`]; each kind is created, read, updated and deleted the way its API
+//! does it (Pub/Sub `PUT`, Cloud Functions `POST ?functionId=` + operation, Cloud Storage
+//! `POST /b`, ...). Long-running operations are polled; sources are uploaded before the
+//! functions that name them.
+
+use crate::client::{Api, ApiError, Client};
+use crate::package::write_function;
+use crate::resources::{outputs, resources, Context, GcpResource, Kind};
+use async_trait::async_trait;
+use base64::Engine as _;
+use ferry_core::engine::{
+    ApplyRequest, Attributes, Inputs, Operation, Provider, ProviderError, ReadRequest, Resource,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Where and as whom to deploy.
+#[derive(Debug, Clone, Default)]
+pub struct GcpOptions {
+    /// Project id (`GOOGLE_CLOUD_PROJECT`, `provider.gcp.project`).
+    pub project: Option<String>,
+    /// Region (`--region`, `provider.region`).
+    pub region: Option<String>,
+    /// `ferry remove --force`: delete buckets with their objects.
+    pub force: bool,
+}
+
+/// Google Cloud as the engine sees it.
+#[derive(Debug)]
+pub struct GcpProvider {
+    client: Client,
+    ctx: Context,
+    force: bool,
+    /// Source zip by source address, filled by `compile`.
+    zips: Mutex<BTreeMap<String, PathBuf>>,
+}
+
+fn err(e: ApiError) -> ProviderError {
+    if e.message.contains("is not https") {
+        return ProviderError::fatal(e.to_string());
+    }
+    ProviderError::http(e.status, e.to_string())
+}
+
+fn setting(service: &ferry_core::model::Service, key: &str) -> Option<String> {
+    service
+        .settings
+        .get("gcp")
+        .and_then(|s| s.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The API of a kind.
+fn api(kind: Kind) -> Api {
+    match kind {
+        Kind::Topic | Kind::Subscription => Api::PubSub,
+        Kind::Function | Kind::FunctionSource => Api::Functions,
+        Kind::RunService | Kind::Invoker => Api::Run,
+        Kind::Job => Api::Scheduler,
+        Kind::Bucket | Kind::ObjectSource => Api::Storage,
+        Kind::Trigger => Api::Eventarc,
+        Kind::Secret | Kind::SecretVersion => Api::Secrets,
+        Kind::Database => Api::Firestore,
+    }
+}
+
+/// `projects/p/locations/l/functions/f` → (`projects/p/locations/l`, `functions`, `f`).
+fn split_name(name: &str) -> (&str, &str, &str) {
+    let (rest, id) = name.rsplit_once('/').unwrap_or(("", name));
+    let (parent, collection) = rest.rsplit_once('/').unwrap_or(("", rest));
+    (parent, collection, id)
+}
+
+/// The top-level fields of a body, for `updateMask` (less those that cannot change).
+fn mask(body: &Value, skip: &[&str]) -> String {
+    body.as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| !skip.contains(&k.as_str()))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The project: `--project` (options), `GOOGLE_CLOUD_PROJECT`, `CLOUDSDK_CORE_PROJECT` (as
+/// gcloud sets it), then `provider.gcp.project`.
+fn project_id(service: &ferry_core::model::Service, o: &GcpOptions) -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+    o.project
+        .clone()
+        .or_else(|| env("GOOGLE_CLOUD_PROJECT"))
+        .or_else(|| env("CLOUDSDK_CORE_PROJECT"))
+        .or_else(|| setting(service, "project"))
+}
+
+/// The context `ferry package` writes sources with, without credentials or calls: unknown
+/// values become placeholders (`PROJECT_ID`, `PROJECT_NUMBER-compute@...`); the region
+/// defaults to `us-central1`.
+pub fn offline_context(service: &ferry_core::model::Service, o: &GcpOptions) -> Context {
+    let project = project_id(service, o).unwrap_or_else(|| "PROJECT_ID".into());
+    let region = o
+        .region
+        .clone()
+        .or_else(|| service.region.clone())
+        .unwrap_or_else(|| "us-central1".into());
+    let sa = setting(service, "serviceAccount")
+        .unwrap_or_else(|| "PROJECT_NUMBER-compute@developer.gserviceaccount.com".into());
+    Context::new(
+        service,
+        &project,
+        &region,
+        &sa,
+        setting(service, "baseImage").as_deref(),
+    )
+}
+
+impl GcpProvider {
+    /// Connects: credentials, the project, its default service account unless
+    /// `provider.gcp.serviceAccount` names one.
+    pub async fn connect(
+        service: &ferry_core::model::Service,
+        o: &GcpOptions,
+    ) -> Result<Self, String> {
+        let project = project_id(service, o)
+            .ok_or("no Google Cloud project: set GOOGLE_CLOUD_PROJECT or provider.gcp.project")?;
+        let region = o.region.clone().or_else(|| service.region.clone()).ok_or(
+            "no Google Cloud region: pass --region (e.g. europe-west1) or set provider.region",
+        )?;
+        let client = Client::from_env()?;
+        let sa = match setting(service, "serviceAccount") {
+            Some(sa) => sa,
+            None => {
+                let url = client.url(Api::Projects, &format!("projects/{project}"));
+                let r = client
+                    .send(Method::GET, &url, None)
+                    .await
+                    .map_err(|e| format!("reading project {project}: {e}"))?;
+                let number = r.body["name"]
+                    .as_str()
+                    .and_then(|n| n.strip_prefix("projects/"))
+                    .filter(|_| r.status != 404)
+                    .ok_or_else(|| format!("project {project} was not found"))?
+                    .to_owned();
+                // The Compute Engine default service account, which Cloud Functions and Cloud
+                // Run use when none is given.
+                format!("{number}-compute@developer.gserviceaccount.com")
+            }
+        };
+        let ctx = Context::new(
+            service,
+            &project,
+            &region,
+            &sa,
+            setting(service, "baseImage").as_deref(),
+        );
+        Ok(GcpProvider {
+            client,
+            ctx,
+            force: o.force,
+            zips: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn url(&self, kind: Kind, path: &str) -> String {
+        self.client.url(api(kind), path)
+    }
+
+    async fn get(&self, kind: Kind, path: &str) -> Result<Option<Value>, ProviderError> {
+        let r = self
+            .client
+            .send(Method::GET, &self.url(kind, path), None)
+            .await
+            .map_err(err)?;
+        Ok((r.status != 404).then_some(r.body))
+    }
+
+    /// Where a resource is read: its name, or for a bucket `b/<name>`.
+    fn path(kind: Kind, name: &str) -> String {
+        match kind {
+            Kind::Bucket => format!("b/{}", enc(name)),
+            Kind::Invoker => format!("{name}:getIamPolicy"),
+            _ => name.to_owned(),
+        }
+    }
+
+    /// Creates or updates; returns the resource as the API answers it afterwards.
+    async fn put(
+        &self,
+        kind: Kind,
+        op: Operation,
+        attrs: &Attributes,
+    ) -> Result<Value, ProviderError> {
+        let name = attrs["name"].as_str().unwrap_or_default();
+        let body = &attrs["body"];
+        let (parent, collection, id) = split_name(name);
+        let c = &self.client;
+        let create = op == Operation::Create;
+        let (method, url, sent) = match kind {
+            Kind::Topic if create => (Method::PUT, self.url(kind, name), body.clone()),
+            Kind::Topic => (
+                Method::PATCH,
+                self.url(kind, name),
+                json!({"topic": body, "updateMask": mask(body, &[])}),
+            ),
+            Kind::Subscription if create => (Method::PUT, self.url(kind, name), body.clone()),
+            Kind::Subscription => (
+                Method::PATCH,
+                self.url(kind, name),
+                json!({"subscription": body, "updateMask": mask(body, &["topic"])}),
+            ),
+            Kind::Function | Kind::Trigger | Kind::Database | Kind::Secret | Kind::RunService
+                if create =>
+            {
+                let param = match kind {
+                    Kind::Function => "functionId",
+                    Kind::Trigger => "triggerId",
+                    Kind::Database => "databaseId",
+                    Kind::Secret => "secretId",
+                    _ => "serviceId",
+                };
+                (
+                    Method::POST,
+                    format!(
+                        "{}?{param}={}",
+                        self.url(kind, &format!("{parent}/{collection}")),
+                        enc(id)
+                    ),
+                    body.clone(),
+                )
+            }
+            Kind::RunService => (Method::PATCH, self.url(kind, name), body.clone()),
+            Kind::Function | Kind::Trigger | Kind::Database | Kind::Secret | Kind::Job
+                if !create =>
+            {
+                let skip: &[&str] = match kind {
+                    Kind::Function => &["name", "environment"],
+                    Kind::Database => &["type", "locationId"],
+                    _ => &["name"],
+                };
+                (
+                    Method::PATCH,
+                    format!(
+                        "{}?updateMask={}",
+                        self.url(kind, name),
+                        enc(&mask(body, skip))
+                    ),
+                    body.clone(),
+                )
+            }
+            Kind::Job => (
+                Method::POST,
+                self.url(kind, &format!("{parent}/{collection}")),
+                body.clone(),
+            ),
+            Kind::Bucket if create => (
+                Method::POST,
+                format!("{}?project={}", self.url(kind, "b"), enc(&self.ctx.project)),
+                body.clone(),
+            ),
+            Kind::Bucket => (
+                Method::PATCH,
+                self.url(kind, &Self::path(kind, name)),
+                body.clone(),
+            ),
+            Kind::SecretVersion => (
+                Method::POST,
+                self.url(kind, &format!("{name}:addVersion")),
+                body.clone(),
+            ),
+            Kind::Invoker => (
+                Method::POST,
+                self.url(kind, &format!("{name}:setIamPolicy")),
+                body.clone(),
+            ),
+            Kind::FunctionSource | Kind::ObjectSource => unreachable!("sources are uploaded"),
+            _ => unreachable!("every kind is matched"),
+        };
+        let r = c.json(method, &url, &sent).await.map_err(err)?;
+        let lro = matches!(
+            kind,
+            Kind::Function | Kind::Trigger | Kind::Database | Kind::RunService
+        );
+        if !lro {
+            return Ok(r.body);
+        }
+        let done = c.wait(api(kind), &r.body).await.map_err(err)?;
+        // The operation's response is the resource; read it back when it is not.
+        if done.get("name").is_some() {
+            Ok(done)
+        } else {
+            Ok(self.get(kind, name).await?.unwrap_or(Value::Null))
+        }
+    }
+
+    async fn upload(
+        &self,
+        request: &ApplyRequest<'_>,
+        attrs: &Attributes,
+    ) -> Result<Value, ProviderError> {
+        let kind = Kind::of(request.kind).expect("a gcp kind");
+        let zip = self
+            .zips
+            .lock()
+            .expect("lock")
+            .get(request.address)
+            .cloned()
+            .ok_or_else(|| {
+                ProviderError::fatal(format!("{}: no package was built", request.address))
+            })?;
+        let bytes = std::fs::read(&zip)
+            .map_err(|e| ProviderError::fatal(format!("{}: {e}", zip.display())))?;
+        let c = &self.client;
+        if kind == Kind::FunctionSource {
+            let parent = attrs["name"].as_str().unwrap_or_default();
+            let url = self.url(kind, &format!("{parent}/functions:generateUploadUrl"));
+            let r = c
+                .json(Method::POST, &url, &attrs["body"])
+                .await
+                .map_err(err)?;
+            let upload = r.body["uploadUrl"].as_str().ok_or_else(|| {
+                ProviderError::retryable("generateUploadUrl answered without an uploadUrl")
+            })?;
+            // A signed URL: it carries its own authorisation.
+            let put = reqwest::Client::new()
+                .put(upload)
+                .header("content-type", "application/zip")
+                .body(bytes)
+                .send()
+                .await
+                .map_err(|e| {
+                    ProviderError::retryable(format!("uploading {}: {e}", zip.display()))
+                })?;
+            if !put.status().is_success() {
+                let status = put.status();
+                let text = put.text().await.unwrap_or_default();
+                return Err(ProviderError {
+                    message: format!("uploading {}: HTTP {status}: {text}", zip.display()),
+                    retryable: status.is_server_error() || status.as_u16() == 429,
+                });
+            }
+            let s = &r.body["storageSource"];
+            return Ok(
+                json!({"bucket": s["bucket"], "object": s["object"], "generation": s.get("generation").cloned().unwrap_or(json!(""))}),
+            );
+        }
+        let bucket = attrs["body"]["bucket"].as_str().unwrap_or_default();
+        let object = attrs["name"].as_str().unwrap_or_default();
+        let url = format!(
+            "{}?uploadType=media&name={}",
+            c.url(Api::StorageUpload, &format!("b/{}/o", enc(bucket))),
+            enc(object)
+        );
+        let r = c
+            .send(Method::POST, &url, Some((bytes, "application/zip")))
+            .await
+            .map_err(err)?;
+        Ok(
+            json!({"bucket": r.body["bucket"], "object": r.body["name"], "generation": r.body["generation"]}),
+        )
+    }
+
+    async fn empty_bucket(&self, bucket: &str) -> Result<(), ProviderError> {
+        let c = &self.client;
+        loop {
+            let url = format!(
+                "{}?versions=true",
+                c.url(Api::Storage, &format!("b/{}/o", enc(bucket)))
+            );
+            let r = c.send(Method::GET, &url, None).await.map_err(err)?;
+            let items = r.body["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                return Ok(());
+            }
+            for o in items {
+                let name = o["name"].as_str().unwrap_or_default();
+                let mut url = c.url(Api::Storage, &format!("b/{}/o/{}", enc(bucket), enc(name)));
+                if let Some(g) = o["generation"].as_str() {
+                    url.push_str(&format!("?generation={g}"));
+                }
+                c.send(Method::DELETE, &url, None).await.map_err(err)?;
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        kind: Kind,
+        address: &str,
+        attrs: &Attributes,
+    ) -> Result<(), ProviderError> {
+        let name = attrs["name"].as_str().unwrap_or_default();
+        let c = &self.client;
+        let (method, url, body) = match kind {
+            Kind::FunctionSource | Kind::ObjectSource => return Ok(()),
+            Kind::SecretVersion => {
+                let Some(v) = attrs.get("version").and_then(Value::as_str) else {
+                    return Ok(());
+                };
+                (
+                    Method::POST,
+                    self.url(kind, &format!("{v}:destroy")),
+                    Some(json!({})),
+                )
+            }
+            Kind::Invoker => (
+                Method::POST,
+                self.url(kind, &format!("{name}:setIamPolicy")),
+                Some(json!({"policy": {}})),
+            ),
+            Kind::Bucket => {
+                if address == crate::resources::SOURCES || self.force {
+                    self.empty_bucket(name).await?;
+                }
+                (
+                    Method::DELETE,
+                    self.url(kind, &Self::path(kind, name)),
+                    None,
+                )
+            }
+            _ => (Method::DELETE, self.url(kind, name), None),
+        };
+        let r = match body {
+            Some(b) => c.json(method, &url, &b).await,
+            None => c.send(method, &url, None).await,
+        };
+        let r = match r {
+            Ok(r) => r,
+            Err(e) if kind == Kind::Bucket && e.status == Some(409) => {
+                return Err(ProviderError::fatal(format!(
+                    "bucket {name} is not empty; empty it, or run `ferry remove --force` to delete its objects too ({e})"
+                )))
+            }
+            Err(e) => return Err(err(e)),
+        };
+        if r.status == 404 {
+            return Ok(());
+        }
+        if matches!(
+            kind,
+            Kind::Function | Kind::Trigger | Kind::Database | Kind::RunService
+        ) {
+            c.wait(api(kind), &r.body).await.map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `${secret:NAME}` with the base64 of the value (Secret Manager's payload encoding).
+fn with_secrets(
+    v: &Value,
+    secrets: &BTreeMap<String, String>,
+    missing: &mut Option<String>,
+) -> Value {
+    match v {
+        Value::String(s) => match s
+            .strip_prefix("${secret:")
+            .and_then(|r| r.strip_suffix('}'))
+        {
+            Some(name) => match secrets.get(name) {
+                Some(value) => json!(base64::engine::general_purpose::STANDARD.encode(value)),
+                None => {
+                    *missing = Some(name.to_owned());
+                    json!("")
+                }
+            },
+            None => v.clone(),
+        },
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| with_secrets(x, secrets, missing))
+                .collect(),
+        ),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), with_secrets(x, secrets, missing)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The engine resource of a [`GcpResource`].
+pub fn engine_resource(r: &GcpResource) -> Resource {
+    let mut res = Resource::new(&r.address, r.kind.type_name())
+        .attr("name", r.name.clone())
+        .attr("body", r.body.clone())
+        .force_new("name");
+    for d in &r.depends {
+        res = res.depends_on(d);
+    }
+    if let Some(f) = &r.function {
+        res = res.function(f);
+    }
+    match r.kind {
+        Kind::SecretVersion => {
+            // A new value is a new version; the old one is destroyed.
+            res = res
+                .sensitive("body.payload.data")
+                .force_new("body.payload.data");
+        }
+        Kind::Subscription => res = res.force_new("body.topic"),
+        Kind::Trigger => res = res.force_new("body.eventFilters"),
+        Kind::Database => res = res.force_new("body.type").force_new("body.locationId"),
+        Kind::Bucket => res = res.force_new("body.location"),
+        _ => {}
+    }
+    res
+}
+
+#[async_trait]
+impl Provider for GcpProvider {
+    fn name(&self) -> &str {
+        "gcp"
+    }
+
+    fn compile(&self, inputs: &Inputs<'_>) -> Result<Vec<Resource>, ProviderError> {
+        let service = inputs.service;
+        let specs =
+            resources(service, &self.ctx).map_err(|e| ProviderError::fatal(e.join("; ")))?;
+        let mut missing = None;
+        let out_dir = inputs
+            .artifacts
+            .functions
+            .values()
+            .next()
+            .and_then(|a| a.path.parent())
+            .map(PathBuf::from);
+        let adapter = ferry_core::package::bundle::find_adapter();
+        let mut out = Vec::new();
+        for r in &specs {
+            let mut r = r.clone();
+            r.body = with_secrets(&r.body, inputs.secrets, &mut missing);
+            let mut res = engine_resource(&r);
+            if matches!(r.kind, Kind::FunctionSource | Kind::ObjectSource) {
+                let fname = r.function.as_deref().expect("a source has a function");
+                let f = &service.functions[fname];
+                let (Some(dir), Some(a)) = (&out_dir, inputs.artifacts.functions.get(fname)) else {
+                    continue;
+                };
+                let w = write_function(
+                    service,
+                    &self.ctx,
+                    fname,
+                    f,
+                    &a.path,
+                    dir,
+                    adapter.as_deref(),
+                )
+                .map_err(ProviderError::fatal)?;
+                if r.kind == Kind::ObjectSource {
+                    // A new object per content, so the service names exactly what it runs.
+                    res = res.attr("name", format!("{fname}/{}.zip", &w.sha256[..16]));
+                }
+                res = res.attr("sha256", w.sha256.clone());
+                self.zips
+                    .lock()
+                    .expect("lock")
+                    .insert(r.address.clone(), w.zip.clone());
+            }
+            out.push(res);
+        }
+        if let Some(name) = missing {
+            return Err(ProviderError::fatal(format!(
+                "the secret `{name}` has no value: set {} (it is stored in Secret Manager, never in state or plans)",
+                ferry_core::model::secret_value_env(&name)
+            )));
+        }
+        Ok(out)
+    }
+
+    async fn read(&self, request: &ReadRequest<'_>) -> Result<Option<Attributes>, ProviderError> {
+        let rec = request.recorded;
+        let Some(kind) = Kind::of(request.kind) else {
+            return Err(ProviderError::fatal(format!(
+                "unknown kind {}",
+                request.kind
+            )));
+        };
+        let name = rec["name"].as_str().unwrap_or_default();
+        match kind {
+            // What was uploaded is named by its hash in state.
+            Kind::FunctionSource | Kind::ObjectSource => return Ok(Some(rec.clone())),
+            Kind::SecretVersion => {
+                let Some(v) = rec.get("version").and_then(Value::as_str) else {
+                    return Ok(None);
+                };
+                // The value itself, so that a version added outside ferry shows as drift; only
+                // its hash is compared and recorded.
+                let url = self.url(kind, &format!("{v}:access"));
+                let r = match self.client.send(Method::GET, &url, None).await {
+                    Ok(r) => r,
+                    // FAILED_PRECONDITION: the version is disabled or destroyed.
+                    Err(e) if e.status == Some(400) => return Ok(None),
+                    Err(e) => return Err(err(e)),
+                };
+                if r.status == 404 {
+                    return Ok(None);
+                }
+                let mut live = rec.clone();
+                live.insert(
+                    "body".into(),
+                    json!({"payload": {"data": r.body["payload"]["data"]}}),
+                );
+                return Ok(Some(live));
+            }
+            _ => {}
+        }
+        let Some(live) = self.get(kind, &Self::path(kind, name)).await? else {
+            return Ok(None);
+        };
+        let mut attrs = Attributes::new();
+        attrs.insert("name".into(), json!(name));
+        let desired = rec.get("body").cloned().unwrap_or(Value::Null);
+        let body = if kind == Kind::Invoker {
+            json!({"policy": {"bindings": live.get("bindings").cloned().unwrap_or(json!([]))}})
+        } else {
+            live.clone()
+        };
+        attrs.insert(
+            "body".into(),
+            ferry_core::engine::project_live(&desired, &body),
+        );
+        for (o, pointer) in outputs(kind) {
+            if let Some(v) = live.pointer(pointer) {
+                attrs.insert((*o).into(), v.clone());
+            }
+        }
+        Ok(Some(attrs))
+    }
+
+    async fn apply(&self, request: &ApplyRequest<'_>) -> Result<Attributes, ProviderError> {
+        let kind = Kind::of(request.kind)
+            .ok_or_else(|| ProviderError::fatal(format!("unknown kind {}", request.kind)))?;
+        if request.operation == Operation::Delete {
+            let prior = request
+                .prior
+                .ok_or_else(|| ProviderError::fatal("nothing to delete"))?;
+            self.delete(kind, request.address, prior).await?;
+            return Ok(Attributes::new());
+        }
+        let attrs = request
+            .desired
+            .ok_or_else(|| ProviderError::fatal("nothing to apply"))?;
+        let live = match kind {
+            Kind::FunctionSource | Kind::ObjectSource => self.upload(request, attrs).await?,
+            _ => self.put(kind, request.operation, attrs).await?,
+        };
+        let mut out = Attributes::new();
+        out.insert("name".into(), attrs["name"].clone());
+        for (o, pointer) in outputs(kind) {
+            match live.pointer(pointer) {
+                Some(v) if !v.is_null() => {
+                    out.insert((*o).into(), v.clone());
+                }
+                _ => {
+                    return Err(ProviderError::retryable(format!(
+                        "{}: Google Cloud did not return {pointer} yet",
+                        request.address
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
