@@ -4,15 +4,14 @@
 //! boto3 (tests/aws/look.py), not through ferry; mutating calls are counted from moto's own
 //! request recorder.
 
+mod common;
+
+use common::{copy_example as example, root};
 use serde_json::Value;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn python() -> String {
     std::env::var("FERRY_TEST_PYTHON").expect("FERRY_TEST_PYTHON is set by scripts/test.sh (a venv with moto[server] and boto3); run the tests through it")
@@ -151,29 +150,6 @@ fn ok(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == ".ferry" || name == "target" || name == "__pycache__" {
-            continue;
-        }
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(&name));
-        } else {
-            std::fs::copy(&p, to.join(&name)).unwrap();
-        }
-    }
-}
-
-fn example(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("examples").join(name), dir.path());
-    dir
 }
 
 fn section_len(v: &Value, section: &str) -> usize {

@@ -5,22 +5,16 @@
 //! scripts/test.sh installs Azurite (`FERRY_AZURITE`) and writes the schemas
 //! (`FERRY_AZURE_SCHEMAS`).
 
+mod common;
+
+use common::{copy_example, ok, position, required};
 #[path = "azure/fake.rs"]
 mod fake;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn required(var: &str) -> String {
-    std::env::var(var)
-        .unwrap_or_else(|_| panic!("{var} is set by scripts/test.sh; run the tests through it"))
-}
 
 /// Azurite's blob and queue services, in memory, on ports of its choosing.
 struct Azurite {
@@ -177,40 +171,6 @@ impl Cloud {
             .cloned()
             .collect()
     }
-}
-
-fn ok(o: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "ferry failed ({:?}):\n{text}", o.status);
-    text
-}
-
-fn copy_example(name: &str) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let (p, q) = (e.path(), to.join(e.file_name()));
-            if p.is_dir() && e.file_name() != ".ferry" && e.file_name() != "node_modules" {
-                std::fs::create_dir_all(&q).unwrap();
-                copy(&p, &q);
-            } else if p.is_file() {
-                std::fs::copy(&p, &q).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy(&root().join("examples").join(name), dir.path());
-    dir
-}
-
-fn position(calls: &[String], needle: &str) -> usize {
-    calls
-        .iter()
-        .position(|c| c.contains(needle))
-        .unwrap_or_else(|| panic!("no call matching {needle:?} in {calls:#?}"))
 }
 
 #[test]

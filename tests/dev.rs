@@ -805,27 +805,7 @@ fn azure_queue_messages_succeed_and_fail_like_ferry_dev() {
         r#"{"task":"nope"}"#,
         "not json",
     ];
-    let c = client();
-    let mut local = Vec::new();
-    for (i, body) in bodies.iter().enumerate() {
-        let event = serde_json::json!({"Records": [{
-            "messageId": format!("m{i}"), "receiptHandle": format!("r{i}"), "body": body,
-            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
-        }]});
-        let r = c
-            .post(format!(
-                "{}/2015-03-31/functions/queue-worker-dev-worker/invocations",
-                d.aws
-            ))
-            .body(event.to_string())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let result: serde_json::Value = r.json().unwrap();
-        let failed = !result["batchItemFailures"].as_array().unwrap().is_empty();
-        local.push(!failed);
-    }
+    let local = worker_outcomes(&d, &bodies);
     let cases: Vec<serde_json::Value> = bodies
         .iter()
         .map(|b| serde_json::json!({"kind": "queue", "function": "worker", "body": b}))
@@ -1118,6 +1098,34 @@ fn node_extra_ca_certs_comes_only_from_the_manifest() {
     assert_eq!(get("/own"), "/etc/ssl/certs/ca-certificates.crt");
 }
 
+/// Each body as one SQS message to the queue-worker example's `worker` under ferry dev
+/// (through Lambda `Invoke`): whether the handler took it (no `batchItemFailures`).
+fn worker_outcomes(d: &Dev, bodies: &[&str]) -> Vec<bool> {
+    let c = client();
+    bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let event = serde_json::json!({"Records": [{
+                "messageId": format!("m{i}"), "receiptHandle": format!("r{i}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
+            }]});
+            let r = c
+                .post(format!(
+                    "{}/2015-03-31/functions/queue-worker-dev-worker/invocations",
+                    d.aws
+                ))
+                .body(event.to_string())
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let result: serde_json::Value = r.json().unwrap();
+            result["batchItemFailures"].as_array().unwrap().is_empty()
+        })
+        .collect()
+}
+
 /// `ferry package --provider gcp` of an example into a temp folder (the sources are under
 /// `gcp/<function>/`).
 fn gcp_sources(dir: &Path) -> tempfile::TempDir {
@@ -1347,28 +1355,7 @@ fn gcp_python_adapter_answers_like_ferry_dev() {
         r#"{"task":"nope"}"#,
         "not json",
     ];
-    let local: Vec<bool> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            let event = serde_json::json!({"Records": [{
-                "messageId": format!("m{i}"), "receiptHandle": format!("r{i}"), "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
-            }]});
-            let r = c
-                .post(format!(
-                    "{}/2015-03-31/functions/queue-worker-dev-worker/invocations",
-                    d.aws
-                ))
-                .body(event.to_string())
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let result: serde_json::Value = r.json().unwrap();
-            result["batchItemFailures"].as_array().unwrap().is_empty()
-        })
-        .collect();
+    let local = worker_outcomes(&d, &bodies);
     assert_eq!(local, vec![true, true, false, false, false]);
     let worker = framework("python", &out.path().join("gcp/worker"), "worker");
     let audit = framework("python", &out.path().join("gcp/audit"), "audit");

@@ -5,26 +5,20 @@
 //! loopback port. scripts/test.sh installs the emulator and google-api-python-client (whose
 //! discovery documents it exports as `FERRY_GCP_DISCOVERY`).
 
+mod common;
+
+use common::{copy_example, ok, position, required, root};
 #[path = "gcp/fake.rs"]
 mod fake;
 
 use fake::discovery;
 
-use ferry_gcp::resources::{resources, Context, Kind};
+use ferry_gcp::resources::{listing, resources, Context, Kind};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn required(var: &str) -> String {
-    std::env::var(var)
-        .unwrap_or_else(|_| panic!("{var} is set by scripts/test.sh; run the tests through it"))
-}
 
 fn example(name: &str) -> ferry_core::Service {
     let manifest = root().join("examples").join(name).join("serverless.yaml");
@@ -91,19 +85,7 @@ fn example_request_bodies_match_the_discovery_documents() {
     for name in ["hello-http", "queue-worker", "rust-api"] {
         let s = example(name);
         let rs = resources(&s, &context(&s)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let listed: Vec<Value> = rs
-            .iter()
-            .map(|r| {
-                json!({
-                    "address": r.address,
-                    "type": r.kind.type_name(),
-                    "name": r.name,
-                    "depends": r.depends,
-                    "body": r.body,
-                })
-            })
-            .collect();
-        insta::assert_json_snapshot!(format!("bodies-{name}"), listed);
+        insta::assert_json_snapshot!(format!("bodies-{name}"), listing(&rs));
         for r in &rs {
             let Some((doc, schema)) = r.kind.schema() else {
                 continue;
@@ -327,40 +309,6 @@ impl Cloud {
         let st = self.fake.state.lock().unwrap();
         assert!(st.invalid.is_empty(), "the fake refused: {:#?}", st.invalid);
     }
-}
-
-fn ok(o: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "ferry failed ({:?}):\n{text}", o.status);
-    text
-}
-
-fn copy_example(name: &str) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let (p, q) = (e.path(), to.join(e.file_name()));
-            if p.is_dir() && e.file_name() != ".ferry" && e.file_name() != "node_modules" {
-                std::fs::create_dir_all(&q).unwrap();
-                copy(&p, &q);
-            } else if p.is_file() {
-                std::fs::copy(&p, &q).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy(&root().join("examples").join(name), dir.path());
-    dir
-}
-
-fn position(calls: &[String], needle: &str) -> usize {
-    calls
-        .iter()
-        .position(|c| c.contains(needle))
-        .unwrap_or_else(|| panic!("no call matching {needle:?} in {calls:#?}"))
 }
 
 const P: &str = "projects/ferry-test";

@@ -12,6 +12,7 @@ pub mod load;
 pub mod lower;
 pub mod manifest;
 pub mod model;
+pub mod names;
 pub mod package;
 pub mod schedule;
 pub mod sf;

@@ -50,13 +50,7 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
         });
         match compiled {
             Ok(a) => Some(a),
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("error: {e}");
-                }
-                eprintln!("nothing was written");
-                return Ok(Exit::UserError);
-            }
+            Err(errors) => return Ok(refused(&errors)),
         }
     } else {
         None
@@ -73,13 +67,7 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
         );
         match ferry_gcp::resources::resources(&loaded.service, &ctx) {
             Ok(r) => Some((ctx, r)),
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("error: {e}");
-                }
-                eprintln!("nothing was written");
-                return Ok(Exit::UserError);
-            }
+            Err(errors) => return Ok(refused(&errors)),
         }
     } else {
         None
@@ -180,19 +168,7 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
     }
     if let Some((ctx, resources)) = &gcp {
         let path = opts.out_dir.join("gcp-resources.json");
-        let listed: Vec<serde_json::Value> = resources
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "address": r.address,
-                    "type": r.kind.type_name(),
-                    "name": r.name,
-                    "depends": r.depends,
-                    "body": r.body,
-                })
-            })
-            .collect();
-        let mut text = serde_json::to_string_pretty(&listed)?;
+        let mut text = serde_json::to_string_pretty(&ferry_gcp::resources::listing(resources))?;
         text.push('\n');
         std::fs::write(&path, text)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
@@ -291,4 +267,13 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     }
+}
+
+/// What a provider cannot build from the service: every reason, then nothing is written.
+fn refused(errors: &[String]) -> Exit {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!("nothing was written");
+    Exit::UserError
 }

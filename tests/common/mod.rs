@@ -1,6 +1,65 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test crate uses a part of them).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An environment variable scripts/test.sh sets.
+pub fn required(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is set by scripts/test.sh; run the tests through it"))
+}
+
+/// A command's stdout and stderr together; the command must have succeeded.
+pub fn ok(o: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "ferry failed ({:?}):\n{text}", o.status);
+    text
+}
+
+/// A copy of `from` in `to`, without what builds and runs leave behind.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let name = e.file_name();
+        if [".ferry", "node_modules", "target", "__pycache__"]
+            .iter()
+            .any(|n| name == *n)
+        {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name));
+        } else if p.is_file() {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A copy of `examples/<name>` in a temporary folder.
+pub fn copy_example(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples").join(name), dir.path());
+    dir
+}
+
+/// The index of the first recorded call containing `needle`.
+pub fn position(calls: &[String], needle: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.contains(needle))
+        .unwrap_or_else(|| panic!("no call matching {needle:?} in {calls:#?}"))
+}
 
 /// Every `serverless.yml`/`serverless.yaml` under `dir` (node_modules left out), sorted.
 pub fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {

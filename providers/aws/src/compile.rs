@@ -23,7 +23,6 @@ use ferry_core::model::{
     Service, StorageEvent, Trigger,
 };
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Resource kinds this provider knows.
@@ -109,16 +108,7 @@ impl<'a> Names<'a> {
 
     /// A bucket: lower case, 63 characters, only letters, digits and hyphens.
     pub fn bucket(&self, b: &str) -> String {
-        let raw: String = format!("{}-{b}", self.prefix())
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let raw = ferry_core::names::lower_kebab(&format!("{}-{b}", self.prefix()));
         fit(raw.trim_matches('-'), 63)
     }
 
@@ -149,19 +139,7 @@ fn with_fifo(name: String, fifo: bool) -> String {
     }
 }
 
-/// `name` if it fits in `max` characters, else its head and 8 hex digits of its hash, so
-/// that long names stay unique and deterministic.
-pub fn fit(name: &str, max: usize) -> String {
-    if name.len() <= max {
-        return name.to_owned();
-    }
-    let hash = hex::encode(Sha256::digest(name.as_bytes()));
-    let mut head: String = name.chars().take(max - 9).collect();
-    while head.len() > max - 9 {
-        head.pop();
-    }
-    format!("{}-{}", head.trim_end_matches(['-', '.', '/']), &hash[..8])
-}
+pub use ferry_core::names::fit;
 
 /// The tags every resource carries: the service's tags, then `ferry:service` and `ferry:stage`.
 pub fn base_tags(service: &Service) -> BTreeMap<String, String> {

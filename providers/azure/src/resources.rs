@@ -195,17 +195,11 @@ const STORAGE_EVENTS: &str = "storage-events";
 /// The service's resources for its apps, or every reason they cannot be built.
 pub fn resources(service: &Service, apps: &[App]) -> Result<Vec<AzResource>, Vec<String>> {
     let mut errors = Vec::new();
-    let prefix: String = format!("{}-{}", service.service, service.stage)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(30)
-        .collect();
+    let prefix: String =
+        ferry_core::names::lower_kebab(&format!("{}-{}", service.service, service.stage))
+            .chars()
+            .take(30)
+            .collect();
     let mut tags = serde_json::Map::new();
     for (k, v) in &service.tags {
         tags.insert(k.clone(), json!(v));

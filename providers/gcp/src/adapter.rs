@@ -126,11 +126,24 @@ fn message(status: u16, text: &str) -> Response {
 
 /// A Pub/Sub push message.
 struct Push {
+    /// The message id (a new id when Pub/Sub gave none).
     id: String,
     data: String,
-    attributes: serde_json::Map<String, Value>,
+    attributes: BTreeMap<String, String>,
     publish_time: String,
     attempt: u64,
+}
+
+impl Push {
+    /// The attributes in the shape of the event (`shape(value)` for each).
+    fn attributes(&self, shape: impl Fn(&str) -> Value) -> Value {
+        Value::Object(
+            self.attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), shape(v)))
+                .collect(),
+        )
+    }
 }
 
 fn push_message(body: &[u8]) -> Option<Push> {
@@ -148,10 +161,25 @@ fn push_message(body: &[u8]) -> Option<Push> {
             .unwrap_or_default()
             .to_owned()
     };
+    let id = Some(text("messageId", "message_id"))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let attributes = m["attributes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let v = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
+            (k.clone(), v)
+        })
+        .collect();
     Some(Push {
-        id: text("messageId", "message_id"),
+        id,
         data,
-        attributes: m["attributes"].as_object().cloned().unwrap_or_default(),
+        attributes,
         publish_time: text("publishTime", "publish_time"),
         attempt: v["deliveryAttempt"].as_u64().unwrap_or(1),
     })
@@ -282,82 +310,46 @@ impl Adapter {
             .or_else(|| trigger["topic"].as_str())
             .unwrap_or_default();
         match trigger["kind"].as_str().unwrap_or_default() {
-            "queue" => {
+            kind @ ("queue" | "topic") => {
                 let Some(m) = push_message(body) else {
                     return Delivery::Bad(400, "not a Pub/Sub push request");
                 };
-                let rid = if m.id.is_empty() {
-                    uuid::Uuid::new_v4().to_string()
+                let event = if kind == "queue" {
+                    let sent_ms = chrono::DateTime::parse_from_rfc3339(&m.publish_time)
+                        .map(|t| t.timestamp_millis() as u128)
+                        .unwrap_or_else(|_| records::now_ms());
+                    let record = records::sqs_record(&records::QueueMessage {
+                        id: &m.id,
+                        receipt: &m.id,
+                        body: &m.data,
+                        receive_count: m.attempt,
+                        sent_ms,
+                        sender: "google-cloud-pubsub",
+                        attributes: m.attributes(|v| {
+                            json!({"stringValue": v, "stringListValues": [], "binaryListValues": [], "dataType": "String"})
+                        }),
+                        source,
+                        region,
+                    });
+                    json!({"Records": [record]})
                 } else {
-                    m.id.clone()
-                };
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-                        (
-                            k.clone(),
-                            json!({"stringValue": v, "stringListValues": [], "binaryListValues": [], "dataType": "String"}),
-                        )
+                    records::sns_event(&records::Notification {
+                        topic: source,
+                        // As the node and python adapters give it: the topic (a Pub/Sub push
+                        // subscription is ferry's, one per trigger, not the publisher's).
+                        subscription: source,
+                        id: &m.id,
+                        subject: None,
+                        message: &m.data,
+                        time: &m.publish_time,
+                        attributes: m.attributes(|v| json!({"Type": "String", "Value": v})),
+                        signature: "",
                     })
-                    .collect();
-                let sent_ms = chrono::DateTime::parse_from_rfc3339(&m.publish_time)
-                    .map(|t| t.timestamp_millis() as u128)
-                    .unwrap_or_else(|_| records::now_ms());
-                let record = records::sqs_record(&records::QueueMessage {
-                    id: &rid,
-                    receipt: &rid,
-                    body: &m.data,
-                    receive_count: m.attempt,
-                    sent_ms,
-                    sender: "google-cloud-pubsub",
-                    attributes: Value::Object(attributes),
-                    source,
-                    region,
-                });
-                Delivery::Event {
-                    event: json!({"Records": [record]}),
-                    request_id: rid,
-                    queue: true,
-                }
-            }
-            "topic" => {
-                let Some(m) = push_message(body) else {
-                    return Delivery::Bad(400, "not a Pub/Sub push request");
                 };
-                let rid = if m.id.is_empty() {
-                    uuid::Uuid::new_v4().to_string()
-                } else {
-                    m.id.clone()
-                };
-                let attributes: serde_json::Map<String, Value> = m
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = v
-                            .as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string());
-                        (k.clone(), json!({"Type": "String", "Value": v}))
-                    })
-                    .collect();
-                let event = records::sns_event(&records::Notification {
-                    topic: source,
-                    // As the node and python adapters give it: the topic (a Pub/Sub push
-                    // subscription is ferry's, one per trigger, not the publisher's concern).
-                    subscription: source,
-                    id: &rid,
-                    subject: None,
-                    message: &m.data,
-                    time: &m.publish_time,
-                    attributes: Value::Object(attributes),
-                    signature: "",
-                });
                 Delivery::Event {
                     event,
-                    request_id: rid,
-                    queue: false,
+                    request_id: m.id,
+                    queue: kind == "queue",
                 }
             }
             "schedule" => {

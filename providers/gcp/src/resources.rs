@@ -210,16 +210,7 @@ pub fn outputs(kind: Kind) -> &'static [(&'static str, &'static str)] {
 /// `s` as a Google resource id: lower-case letters, digits and `-`, starting with a letter, at
 /// most `max` characters (a hash of the whole keeps long names distinct).
 pub fn id(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mut out = ferry_core::names::lower_kebab(s);
     while out.contains("--") {
         out = out.replace("--", "-");
     }
@@ -227,12 +218,7 @@ pub fn id(s: &str, max: usize) -> String {
     if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
         out.insert_str(0, "f-");
     }
-    if out.len() > max {
-        let h = hex::encode(Sha256::digest(s.as_bytes()));
-        out.truncate(max - 9);
-        out = format!("{}-{}", out.trim_end_matches('-'), &h[..8]);
-    }
-    out
+    ferry_core::names::fit(&out, max)
 }
 
 /// `<service>-<stage>`, the start of every name.
@@ -898,6 +884,25 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
     } else {
         Err(errors)
     }
+}
+
+/// The resources as `ferry package --provider gcp` writes them (`gcp-resources.json`): address,
+/// type, REST name, ordering dependencies and request body of each.
+pub fn listing(resources: &[GcpResource]) -> Value {
+    Value::Array(
+        resources
+            .iter()
+            .map(|r| {
+                json!({
+                    "address": r.address,
+                    "type": r.kind.type_name(),
+                    "name": r.name,
+                    "depends": r.depends,
+                    "body": r.body,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// `ferry/functions.json` of a function's source: what the adapter runs, and where each of
