@@ -39,6 +39,7 @@ fn context(s: &ferry_core::Service) -> Context {
     Context::new(
         s,
         "ferry-test",
+        fake::PROJECT_NUMBER,
         "europe-west1",
         "ferry-runner@ferry-test.iam.gserviceaccount.com",
         None,
@@ -107,6 +108,7 @@ fn example_request_bodies_match_the_discovery_documents() {
         Kind::Function,
         Kind::RunService,
         Kind::Invoker,
+        Kind::PubSubPolicy,
         Kind::Job,
         Kind::Bucket,
         Kind::Trigger,
@@ -431,6 +433,26 @@ fn deploy_redeploy_update_remove_queue_worker() {
         sub["pushConfig"]["pushEndpoint"],
         "https://queue-worker-dev-worker-123456789012.europe-west1.run.app/_ferry/events/queue0"
     );
+    // Pub/Sub's service agent may publish dead letters and take them off the subscription;
+    // both grants come after what they are on.
+    let agent = format!(
+        "serviceAccount:service-{}@gcp-sa-pubsub.iam.gserviceaccount.com",
+        fake::PROJECT_NUMBER
+    );
+    let dlq_topic = c.resource(&format!("{P}/topics/queue-worker-dev-jobs-dlq"));
+    assert_eq!(
+        dlq_topic["policy"]["bindings"],
+        json!([{"role": "roles/pubsub.publisher", "members": [agent]}])
+    );
+    assert_eq!(
+        sub["policy"]["bindings"],
+        json!([{"role": "roles/pubsub.subscriber", "members": [agent]}])
+    );
+    let grant = position(
+        &calls,
+        &format!("POST /pubsub/v1/{P}/subscriptions/queue-worker-dev-worker-queue0:setIamPolicy"),
+    );
+    assert!(push < grant, "{calls:#?}");
     // Event-only functions may be invoked by the service account alone; the http one by all.
     let policy = |id: &str| c.resource(&format!("{L}/services/{id}"))["policy"]["bindings"].clone();
     let sa = format!(
@@ -570,6 +592,7 @@ fn context_for(d: &Path) -> Context {
     Context::new(
         &s,
         "ferry-test",
+        fake::PROJECT_NUMBER,
         "europe-west1",
         &format!(
             "{}-compute@developer.gserviceaccount.com",

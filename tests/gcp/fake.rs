@@ -295,7 +295,14 @@ impl Fake {
 
     fn get(&self, name: &str) -> Response {
         match self.state.lock().unwrap().resources.get(name) {
-            Some(r) => ok(r.clone()),
+            Some(r) => {
+                // The IAM policy is read through `:getIamPolicy`, not with the resource.
+                let mut r = r.clone();
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("policy");
+                }
+                ok(r)
+            }
             None => error(StatusCode::NOT_FOUND, &format!("{name} not found")),
         }
     }
@@ -328,7 +335,38 @@ impl Fake {
         Some(r.clone())
     }
 
+    /// `:getIamPolicy` and `:setIamPolicy` on a resource of the fake (the policy is kept in
+    /// its `policy` field, which reads of the resource leave out); `None` for other calls.
+    fn iam(&self, rest: &str, doc: &str, schema: &str, body: &Value) -> Option<Response> {
+        if let Some(name) = rest.strip_suffix(":getIamPolicy") {
+            let st = self.state.lock().unwrap();
+            return Some(match st.resources.get(name) {
+                Some(s) => ok(s.get("policy").cloned().unwrap_or(json!({"etag": "ACAB"}))),
+                None => error(StatusCode::NOT_FOUND, "resource not found"),
+            });
+        }
+        let name = rest.strip_suffix(":setIamPolicy")?;
+        if let Err(r) = self.valid(rest, doc, schema, body) {
+            return Some(r);
+        }
+        let mut st = self.state.lock().unwrap();
+        let Some(s) = st.resources.get_mut(name) else {
+            drop(st);
+            return Some(self.refuse(
+                StatusCode::NOT_FOUND,
+                format!("setIamPolicy on {name}, which does not exist"),
+            ));
+        };
+        let mut policy = body["policy"].clone();
+        policy["etag"] = json!("BwYz");
+        s["policy"] = policy.clone();
+        Some(ok(policy))
+    }
+
     async fn pubsub(&self, m: Method, _u: &Uri, name: &str, body: Value) -> Response {
+        if let Some(r) = self.iam(name, "pubsub.v1", "SetIamPolicyRequest", &body) {
+            return r;
+        }
         let topic = name.contains("/topics/");
         match m {
             Method::GET => self.get(name),
@@ -527,39 +565,11 @@ impl Fake {
     }
 
     async fn run(&self, m: Method, u: &Uri, rest: &str, body: Value) -> Response {
-        if let Some(service) = rest.strip_suffix(":getIamPolicy") {
-            let st = self.state.lock().unwrap();
-            return match st.resources.get(service) {
-                Some(s) => ok(s["policy"].clone()),
-                None => error(StatusCode::NOT_FOUND, "service not found"),
-            };
-        }
-        if let Some(service) = rest.strip_suffix(":setIamPolicy") {
-            if let Err(r) = self.valid(rest, "run.v2", "GoogleIamV1SetIamPolicyRequest", &body) {
-                return r;
-            }
-            let mut st = self.state.lock().unwrap();
-            let Some(s) = st.resources.get_mut(service) else {
-                drop(st);
-                return self.refuse(
-                    StatusCode::NOT_FOUND,
-                    format!("setIamPolicy on {service}, which does not exist"),
-                );
-            };
-            let mut policy = body["policy"].clone();
-            policy["etag"] = json!("BwYz");
-            s["policy"] = policy.clone();
-            return ok(policy);
+        if let Some(r) = self.iam(rest, "run.v2", "GoogleIamV1SetIamPolicyRequest", &body) {
+            return r;
         }
         match m {
-            Method::GET => match self.state.lock().unwrap().resources.get(rest) {
-                Some(s) => {
-                    let mut s = s.clone();
-                    s.as_object_mut().unwrap().remove("policy");
-                    ok(s)
-                }
-                None => error(StatusCode::NOT_FOUND, "service not found"),
-            },
+            Method::GET => self.get(rest),
             Method::POST => {
                 let Some(id) = query(u, "serviceId") else {
                     return error(StatusCode::BAD_REQUEST, "serviceId is required");

@@ -58,7 +58,7 @@ fn setting(service: &ferry_core::model::Service, key: &str) -> Option<String> {
 /// The API of a kind.
 fn api(kind: Kind) -> Api {
     match kind {
-        Kind::Topic | Kind::Subscription => Api::PubSub,
+        Kind::Topic | Kind::Subscription | Kind::PubSubPolicy => Api::PubSub,
         Kind::Function | Kind::FunctionSource => Api::Functions,
         Kind::RunService | Kind::Invoker => Api::Run,
         Kind::Job => Api::Scheduler,
@@ -127,6 +127,7 @@ pub fn offline_context(service: &ferry_core::model::Service, o: &GcpOptions) -> 
     Context::new(
         service,
         &project,
+        "PROJECT_NUMBER",
         &region,
         &sa,
         setting(service, "baseImage").as_deref(),
@@ -146,28 +147,26 @@ impl GcpProvider {
             "no Google Cloud region: pass --region (e.g. europe-west1) or set provider.region",
         )?;
         let client = Client::from_env()?;
-        let sa = match setting(service, "serviceAccount") {
-            Some(sa) => sa,
-            None => {
-                let url = client.url(Api::Projects, &format!("projects/{project}"));
-                let r = client
-                    .send(Method::GET, &url, None)
-                    .await
-                    .map_err(|e| format!("reading project {project}: {e}"))?;
-                let number = r.body["name"]
-                    .as_str()
-                    .and_then(|n| n.strip_prefix("projects/"))
-                    .filter(|_| r.status != 404)
-                    .ok_or_else(|| format!("project {project} was not found"))?
-                    .to_owned();
-                // The Compute Engine default service account, which Cloud Functions and Cloud
-                // Run use when none is given.
-                format!("{number}-compute@developer.gserviceaccount.com")
-            }
-        };
+        // The project number names Google's service agents and the default service account.
+        let url = client.url(Api::Projects, &format!("projects/{project}"));
+        let r = client
+            .send(Method::GET, &url, None)
+            .await
+            .map_err(|e| format!("reading project {project}: {e}"))?;
+        let number = r.body["name"]
+            .as_str()
+            .and_then(|n| n.strip_prefix("projects/"))
+            .filter(|_| r.status != 404)
+            .ok_or_else(|| format!("project {project} was not found (or you may not read it)"))?
+            .to_owned();
+        // Unless named, the Compute Engine default service account, which Cloud Functions and
+        // Cloud Run use when none is given.
+        let sa = setting(service, "serviceAccount")
+            .unwrap_or_else(|| format!("{number}-compute@developer.gserviceaccount.com"));
         let ctx = Context::new(
             service,
             &project,
+            &number,
             &region,
             &sa,
             setting(service, "baseImage").as_deref(),
@@ -197,7 +196,7 @@ impl GcpProvider {
     fn path(kind: Kind, name: &str) -> String {
         match kind {
             Kind::Bucket => format!("b/{}", enc(name)),
-            Kind::Invoker => format!("{name}:getIamPolicy"),
+            Kind::Invoker | Kind::PubSubPolicy => format!("{name}:getIamPolicy"),
             _ => name.to_owned(),
         }
     }
@@ -286,7 +285,7 @@ impl GcpProvider {
                 self.url(kind, &format!("{name}:addVersion")),
                 body.clone(),
             ),
-            Kind::Invoker => (
+            Kind::Invoker | Kind::PubSubPolicy => (
                 Method::POST,
                 self.url(kind, &format!("{name}:setIamPolicy")),
                 body.clone(),
@@ -421,7 +420,7 @@ impl GcpProvider {
                     Some(json!({})),
                 )
             }
-            Kind::Invoker => (
+            Kind::Invoker | Kind::PubSubPolicy => (
                 Method::POST,
                 self.url(kind, &format!("{name}:setIamPolicy")),
                 Some(json!({"policy": {}})),
@@ -630,7 +629,7 @@ impl Provider for GcpProvider {
         let mut attrs = Attributes::new();
         attrs.insert("name".into(), json!(name));
         let desired = rec.get("body").cloned().unwrap_or(Value::Null);
-        let body = if kind == Kind::Invoker {
+        let body = if matches!(kind, Kind::Invoker | Kind::PubSubPolicy) {
             json!({"policy": {"bindings": live.get("bindings").cloned().unwrap_or(json!([]))}})
         } else {
             live.clone()

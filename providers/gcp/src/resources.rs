@@ -12,8 +12,9 @@
 //!   second, private deployment `<name>-events` that only the deploy's service account may
 //!   invoke, so nobody on the internet can post a fake queue message to it.
 //! - a queue: a Pub/Sub topic; each queue trigger a push subscription (ack deadline from the
-//!   visibility timeout, a dead-letter topic after `maxReceives`); a queue nobody consumes gets
-//!   a pull subscription so its messages wait.
+//!   visibility timeout, a dead-letter topic after `maxReceives`, with the grants Pub/Sub's
+//!   service agent needs to move dead letters: publisher on that topic, subscriber on the
+//!   subscription); a queue nobody consumes gets a pull subscription so its messages wait.
 //! - a topic: a Pub/Sub topic; each topic trigger a push subscription.
 //! - a schedule: a Cloud Scheduler job posting to the function (OIDC token of the account).
 //! - a bucket: a Cloud Storage bucket (uniform access, public access prevented); a storage
@@ -48,6 +49,9 @@ pub enum Kind {
     RunService,
     /// Who may invoke a Cloud Run service (its IAM policy).
     Invoker,
+    /// The IAM policy of a Pub/Sub topic or subscription (the Pub/Sub service agent's grants
+    /// for dead-lettering).
+    PubSubPolicy,
     /// A Cloud Scheduler job.
     Job,
     /// A Cloud Storage bucket.
@@ -72,6 +76,7 @@ const KINDS: &[(Kind, &str)] = &[
     (Kind::Function, "gcp:cloudfunctions.function"),
     (Kind::RunService, "gcp:run.service"),
     (Kind::Invoker, "gcp:run.invoker"),
+    (Kind::PubSubPolicy, "gcp:pubsub.policy"),
     (Kind::Job, "gcp:cloudscheduler.job"),
     (Kind::Bucket, "gcp:storage.bucket"),
     (Kind::Trigger, "gcp:eventarc.trigger"),
@@ -106,6 +111,7 @@ impl Kind {
             Kind::Function => ("cloudfunctions.v2", "Function"),
             Kind::RunService => ("run.v2", "GoogleCloudRunV2Service"),
             Kind::Invoker => ("run.v2", "GoogleIamV1SetIamPolicyRequest"),
+            Kind::PubSubPolicy => ("pubsub.v1", "SetIamPolicyRequest"),
             Kind::Job => ("cloudscheduler.v1", "Job"),
             Kind::Bucket => ("storage.v1", "Bucket"),
             Kind::Trigger => ("eventarc.v1", "Trigger"),
@@ -123,6 +129,8 @@ impl Kind {
 pub struct Context {
     /// Project id.
     pub project: String,
+    /// Project number (it names Google's service agents).
+    pub project_number: String,
     /// Region (`europe-west1`).
     pub region: String,
     /// The service account functions run as and events are delivered with.
@@ -138,6 +146,7 @@ impl Context {
     pub fn new(
         service: &Service,
         project: &str,
+        project_number: &str,
         region: &str,
         service_account: &str,
         base_image: Option<&str>,
@@ -145,6 +154,7 @@ impl Context {
         let h = Sha256::digest(format!("{project}/{}/{}", service.service, service.stage));
         Context {
             project: project.to_owned(),
+            project_number: project_number.to_owned(),
             region: region.to_owned(),
             service_account: service_account.to_owned(),
             suffix: hex::encode(h)[..8].to_owned(),
@@ -435,6 +445,19 @@ fn memory(mb: u32) -> (String, Option<&'static str>) {
     (format!("{mb}Mi"), cpu)
 }
 
+/// An IAM policy body granting `role` to `member`.
+fn policy(role: &str, member: &str) -> Value {
+    json!({"policy": {"bindings": [{"role": role, "members": [member]}]}})
+}
+
+/// The Pub/Sub service agent, which forwards undeliverable messages to a dead-letter topic.
+fn pubsub_agent(ctx: &Context) -> String {
+    format!(
+        "serviceAccount:service-{}@gcp-sa-pubsub.iam.gserviceaccount.com",
+        ctx.project_number
+    )
+}
+
 /// Adds a resource; returns its index.
 fn push(
     out: &mut Vec<GcpResource>,
@@ -508,6 +531,15 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                         Kind::Subscription,
                         sub,
                         json!({"topic": dlq, "labels": labels, "ackDeadlineSeconds": 60, "messageRetentionDuration": "604800s", "expirationPolicy": {}}),
+                    );
+                    out[i].depends.push(format!("queue.{name}.dlq"));
+                    // Pub/Sub's service agent publishes the dead letters.
+                    let i = push(
+                        &mut out,
+                        format!("policy.queue.{name}.dlq"),
+                        Kind::PubSubPolicy,
+                        dlq.clone(),
+                        policy("roles/pubsub.publisher", &pubsub_agent(ctx)),
                     );
                     out[i].depends.push(format!("queue.{name}.dlq"));
                     // Pub/Sub allows 5 to 100 delivery attempts.
@@ -722,7 +754,7 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                 d.address.replacen("function.", "invoker.", 1),
                 Kind::Invoker,
                 reference(&d.address, "service"),
-                json!({"policy": {"bindings": [{"role": "roles/run.invoker", "members": [member]}]}}),
+                policy("roles/run.invoker", &member),
             );
             out[i].function = Some(name.clone());
         }
@@ -773,11 +805,13 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                         body["deadLetterPolicy"] =
                             json!({"deadLetterTopic": dlq, "maxDeliveryAttempts": attempts});
                     }
+                    let subscription = format!("projects/{}/subscriptions/{fid}", ctx.project);
+                    let address = format!("subscription.{name}.{tid}");
                     let i = push(
                         &mut out,
-                        format!("subscription.{name}.{tid}"),
+                        address.clone(),
                         Kind::Subscription,
-                        format!("projects/{}/subscriptions/{fid}", ctx.project),
+                        subscription.clone(),
                         body,
                     );
                     out[i].function = Some(name.clone());
@@ -786,6 +820,18 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                         if dead_letter.is_some() {
                             out[i].depends.push(format!("queue.{source}.dlq"));
                         }
+                    }
+                    if dead_letter.is_some() {
+                        // ... and acknowledges them on the subscription they left.
+                        let i = push(
+                            &mut out,
+                            format!("policy.{address}"),
+                            Kind::PubSubPolicy,
+                            subscription,
+                            policy("roles/pubsub.subscriber", &pubsub_agent(ctx)),
+                        );
+                        out[i].function = Some(name.clone());
+                        out[i].depends.push(address);
                     }
                 }
                 Trigger::Schedule {
