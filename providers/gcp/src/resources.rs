@@ -477,9 +477,55 @@ fn push(
     out.len() - 1
 }
 
+/// The keys of `provider.gcp` ferry reads.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("project", "the project id (GOOGLE_CLOUD_PROJECT wins)"),
+    (
+        "serviceAccount",
+        "the service account functions run as and events are delivered with (default: the project's Compute Engine default service account)",
+    ),
+    (
+        "baseImage",
+        "the base image Cloud Run services run on (default: Google's osonly24 runtime image in the region)",
+    ),
+];
+
+/// Every key of `provider.gcp` that ferry does not read or whose value is not a string, with
+/// the closest key it does read.
+fn check_settings(block: Option<&Value>, errors: &mut Vec<String>) {
+    let Some(block) = block else {
+        return;
+    };
+    let Some(map) = block.as_object() else {
+        errors.push("provider.gcp must be a mapping (project, serviceAccount, baseImage)".into());
+        return;
+    };
+    let known = SETTINGS.iter().map(|(k, _)| *k);
+    for (k, v) in map {
+        if !SETTINGS.iter().any(|(n, _)| n == k) {
+            let hint = ferry_core::diag::did_you_mean(k, known.clone())
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "; ferry reads {}",
+                        SETTINGS
+                            .iter()
+                            .map(|(n, _)| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+            errors.push(format!("provider.gcp: unknown key `{k}`{hint}"));
+        } else if !v.is_string() {
+            errors.push(format!("provider.gcp.{k} must be a string"));
+        }
+    }
+}
+
 /// The resources of a service, or every reason it cannot run on Google Cloud.
 pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, Vec<String>> {
     let mut errors = Vec::new();
+    check_settings(service.settings.get("gcp"), &mut errors);
     let mut out = Vec::new();
     let labels = labels(service);
     let sa = ctx.service_account.clone();
@@ -1011,6 +1057,21 @@ pub fn adapter_manifest(service: &Service, ctx: &Context, name: &str, f: &Functi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_settings_are_refused_with_the_closest_key() {
+        let block = json!({"serviceAcount": "a@b", "project": 3, "zone": "x"});
+        let mut errors = Vec::new();
+        check_settings(Some(&block), &mut errors);
+        assert_eq!(
+            errors,
+            [
+                "provider.gcp: unknown key `serviceAcount`; did you mean `serviceAccount`?",
+                "provider.gcp.project must be a string",
+                "provider.gcp: unknown key `zone`; ferry reads `project`, `serviceAccount`, `baseImage`",
+            ]
+        );
+    }
 
     #[test]
     fn ids_follow_google_rules() {
