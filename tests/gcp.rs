@@ -679,10 +679,76 @@ fn cloud_run_service_from_source_and_a_failed_deploy_converges() {
         assert!(names.iter().any(|n| n == f), "{f} in {names:?}");
     }
 
-    // No-op, then remove: the sources bucket is emptied and deleted.
+    // No-op.
     let before = c.calls().len();
     ok(&c.ferry(d, &deploy, &[]));
     assert_eq!(c.mutations_since(before), Vec::<String>::new());
+
+    // A plan asks Cloud Run to check the updated services (validateOnly) and changes nothing.
+    // (A new variable leaves the source as it is, so every input of the update is known.)
+    let manifest = d.join("serverless.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let changed = text.replace(
+        "  memory: 256\n",
+        "  memory: 256\n  environment:\n    MODE: fast\n",
+    );
+    assert_ne!(changed, text);
+    std::fs::write(&manifest, changed).unwrap();
+    let plan = [
+        &["plan", "--provider", "gcp", "--format", "json"][..],
+        &REGION[..],
+    ]
+    .concat();
+    let before = c.calls().len();
+    let o = c.ferry(d, &plan, &[]);
+    ok(&o);
+    c.assert_valid();
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        p["checks"],
+        json!([
+            {"address": "function.api", "accepted": true},
+            {"address": "function.api.events", "accepted": true},
+        ]),
+        "{p}"
+    );
+    let calls = c.mutations_since(before);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls
+        .iter()
+        .all(|m| m.starts_with("PATCH") && m.ends_with("validateOnly=true")));
+    let svc = c.resource(&format!("{L}/services/run-svc-dev-api"));
+    let env = svc["template"]["containers"][0]["env"].to_string();
+    assert!(!env.contains("MODE"), "the dry run changed nothing: {env}");
+    assert_eq!(
+        svc["template"]["containers"][0]["resources"]["limits"]["memory"],
+        "256Mi"
+    );
+    // A refusal in the dry run fails the plan, naming the service and the reason.
+    c.fake.state.lock().unwrap().fail_next = Some("services/run-svc-dev-api-events".into());
+    let o = c.ferry(
+        d,
+        &[&["plan", "--provider", "gcp"][..], &REGION[..]].concat(),
+        &[],
+    );
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("1 accepted, 1 refused"), "{out}");
+    assert!(
+        out.contains("function.api.events: HTTP 400") && out.contains("injected failure"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the cloud refused 1 change in a dry run"),
+        "{out}"
+    );
+    std::fs::write(&manifest, text).unwrap();
+
+    // Remove: the sources bucket is emptied and deleted.
     ok(&c.ferry(
         d,
         &[&["remove", "--provider", "gcp"][..], &REGION[..]].concat(),

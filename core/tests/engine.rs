@@ -217,6 +217,67 @@ async fn create_then_noop_then_update_then_delete() {
     assert!(w.state_addresses(&s3).is_empty());
 }
 
+/// `ferry plan` asks for server-side dry runs only of the creates and updates whose inputs are
+/// all known: references resolve to recorded values, and nothing they depend on changes.
+#[tokio::test]
+async fn dry_runs_only_where_every_input_is_known() {
+    let w = World::new();
+    let s = w.service(SHOP);
+    let dry = PlanOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    // Nothing deployed yet: nothing can be checked.
+    let p = w.plan_with(&s, dry.clone()).await.unwrap();
+    assert!(p.checks.is_empty());
+    w.deploy(&s).await;
+    w.provider.reset_calls();
+
+    // An update of the function alone: checked, with its references resolved.
+    let s2 = w.service(&SHOP.replace("memory: 256", "memory: 512"));
+    let p = w.plan_with(&s2, dry.clone()).await.unwrap();
+    assert_eq!(p.checks.len(), 1);
+    assert!(p.checks[0].accepted && p.checks[0].address == "function.api");
+    let sent = w.provider.dry_runs.lock().unwrap().pop().unwrap().1;
+    assert_eq!(sent["memory"], 512);
+    assert_eq!(
+        sent["environment"]["JOBS_QUEUE_URL"],
+        "https://queue.test/queue.jobs"
+    );
+    assert!(render::text(&p, false).contains("1 accepted, 0 refused"));
+    assert_eq!(w.provider.mutating_calls(), 0, "a dry run changes nothing");
+
+    // The queue it refers to is remade in the same plan: the function waits for the deploy.
+    let s3 = w.service(
+        &SHOP
+            .replace("memory: 256", "memory: 512")
+            .replace("jobs: { type: queue }", "jobs: { type: queue, fifo: true }"),
+    );
+    let p = w.plan_with(&s3, dry.clone()).await.unwrap();
+    assert_eq!(action_of(&p, "queue.jobs"), Action::Replace);
+    assert!(p.checks.is_empty(), "{:?}", p.checks);
+
+    // A refusal is in the plan, in every rendering, and the plan says so.
+    *w.provider.refuse_dry_run.lock().unwrap() = Some((
+        "function.api".into(),
+        "memory must be a multiple of 64".into(),
+    ));
+    let p = w.plan_with(&s2, dry.clone()).await.unwrap();
+    assert_eq!(p.refused().count(), 1);
+    let text = render::text(&p, false);
+    assert!(text.contains("0 accepted, 1 refused"), "{text}");
+    assert!(
+        text.contains("function.api: memory must be a multiple of 64"),
+        "{text}"
+    );
+    assert!(render::markdown(&p).contains("memory must be a multiple of 64"));
+    assert!(render::json(&p).contains("\"accepted\": false"));
+    // Without the option (a deploy's own plan), no dry run is asked for.
+    let before = w.provider.dry_runs.lock().unwrap().len();
+    w.plan(&s2).await;
+    assert_eq!(w.provider.dry_runs.lock().unwrap().len(), before);
+}
+
 #[tokio::test]
 async fn a_value_known_only_after_apply_is_resolved_for_the_dependent() {
     let w = World::new();

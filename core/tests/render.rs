@@ -177,6 +177,7 @@ fn markdown_is_cut_below_the_limit_with_a_note() {
         salt: String::new(),
         summary: Summary::of(&changes),
         changes,
+        checks: vec![],
     };
     let md = render::markdown(&p);
     assert!(

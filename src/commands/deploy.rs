@@ -286,11 +286,16 @@ fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Resu
     };
     let progress = Progress::new(g);
     progress.phase("refreshing", recorded_count(&r));
+    // Only `ferry plan` asks the cloud for dry runs; a deploy's own plan goes straight on.
+    let opts = PlanOptions {
+        dry_run: args.refresh,
+        ..plan_options(args, destroy)
+    };
     let made = r.rt.block_on(engine::plan(
         r.provider.as_ref(),
         &r.inputs(),
         r.backend.as_ref(),
-        &plan_options(args, destroy),
+        &opts,
         &progress,
     ));
     progress.done();
@@ -299,6 +304,14 @@ fn plan_inner(g: &Global, args: &PlanArgs, destroy: bool) -> anyhow::Result<Resu
         Err(e) => return Ok(Err(engine_error(e))),
     };
     print_plan(g, &p);
+    let refused = p.refused().count();
+    if refused > 0 {
+        eprintln!(
+            "error: the cloud refused {refused} change{} in a dry run (see above); deploying would fail there",
+            if refused == 1 { "" } else { "s" }
+        );
+        return Ok(Err(Exit::Failure));
+    }
     if let Some(out) = &args.out {
         engine::backend::write_atomic(out, render::json(&p).as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;

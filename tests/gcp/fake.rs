@@ -120,6 +120,20 @@ fn apply_mask(to: &mut Value, from: &Value, mask: &str) {
     }
 }
 
+/// Whether a call asks for a server-side dry run (`validateOnly=true`).
+fn validate_only(uri: &Uri) -> bool {
+    query(uri, "validateOnly").as_deref() == Some("true")
+}
+
+/// The answer to a `validateOnly` call: a finished operation; nothing is made or changed.
+fn validated(name: &str, resource: Value) -> Response {
+    ok(json!({
+        "name": format!("{}/operations/validate-{}", location_of(name), uuid::Uuid::new_v4()),
+        "done": true,
+        "response": resource,
+    }))
+}
+
 fn query(uri: &Uri, key: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == key)
@@ -581,7 +595,8 @@ impl Fake {
                 if self.exists(&name) {
                     return error(StatusCode::CONFLICT, "service already exists");
                 }
-                self.deploy_service(&name, body, json!({})).await
+                self.deploy_service(&name, body, json!({}), validate_only(u))
+                    .await
             }
             Method::PATCH => {
                 let Some(old) = self.state.lock().unwrap().resources.get(rest).cloned() else {
@@ -590,7 +605,8 @@ impl Fake {
                 if let Err(e) = self.valid(rest, "run.v2", "GoogleCloudRunV2Service", &body) {
                     return e;
                 }
-                self.deploy_service(rest, body, old["policy"].clone()).await
+                self.deploy_service(rest, body, old["policy"].clone(), validate_only(u))
+                    .await
             }
             Method::DELETE => {
                 if self.remove(rest).is_none() {
@@ -606,8 +622,15 @@ impl Fake {
         }
     }
 
-    /// A Cloud Run service (replaced whole, as Run v2's PATCH does) with what Google adds.
-    async fn deploy_service(&self, name: &str, mut r: Value, policy: Value) -> Response {
+    /// A Cloud Run service (replaced whole, as Run v2's PATCH does) with what Google adds;
+    /// with `validateOnly`, checked and answered but not made.
+    async fn deploy_service(
+        &self,
+        name: &str,
+        mut r: Value,
+        policy: Value,
+        validate_only: bool,
+    ) -> Response {
         let src = &r["template"]["containers"][0]["sourceCode"]["cloudStorageSource"];
         let (bucket, object, generation) = (
             src["bucket"].as_str().unwrap_or_default().to_owned(),
@@ -636,6 +659,9 @@ impl Fake {
                 c["ports"] = json!([{"name": "http1", "containerPort": 8080}]);
                 c["startupProbe"] = json!({"timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1, "tcpSocket": {"port": 8080}});
             }
+        }
+        if validate_only {
+            return validated(name, r);
         }
         r["policy"] = policy;
         self.store(name, r.clone());
@@ -759,6 +785,9 @@ impl Fake {
                             );
                         }
                     }
+                }
+                if validate_only(u) {
+                    return validated(&name, r);
                 }
                 r["uid"] = json!(uuid::Uuid::new_v4().to_string());
                 r["updateTime"] = json!(now());

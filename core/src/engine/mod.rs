@@ -24,7 +24,9 @@ pub use apply::{apply, ApplyOptions, ApplyReport};
 pub use backend::{LocalBackend, LockInfo, StateBackend, StateError};
 pub use events::{CollectEvents, Event, EventSink, NoEvents};
 pub use graph::GraphError;
-pub use plan::{Action, Plan, PlanValue, ResourceChange, Summary, PLAN_FORMAT_VERSION};
+pub use plan::{
+    Action, Plan, PlanValue, ResourceChange, ServerCheck, Summary, PLAN_FORMAT_VERSION,
+};
 pub use provider::{
     ApplyRequest, Artifact, Artifacts, Inputs, Operation, Provider, ProviderError, ReadRequest,
     SecretValues,
@@ -128,6 +130,9 @@ pub struct PlanOptions {
     pub retry: RetryPolicy,
     /// Show sensitive values in the plan (the explicit flag); the state never holds them.
     pub reveal_sensitive: bool,
+    /// Ask the provider for server-side dry runs of the creates and updates whose every input
+    /// is known ([`Provider::dry_run`]).
+    pub dry_run: bool,
 }
 
 impl Default for PlanOptions {
@@ -139,6 +144,7 @@ impl Default for PlanOptions {
             parallelism: DEFAULT_PARALLELISM,
             retry: RetryPolicy::default(),
             reveal_sensitive: false,
+            dry_run: false,
         }
     }
 }
@@ -336,6 +342,11 @@ pub async fn plan(
             });
         }
     }
+    let checks = if opts.dry_run {
+        dry_runs(provider, &desired, state.as_ref(), &changes, &logs).await
+    } else {
+        Vec::new()
+    };
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         ferry_version: FERRY_VERSION.to_owned(),
@@ -360,5 +371,85 @@ pub async fn plan(
         salt,
         summary: plan::Summary::of(&changes),
         changes,
+        checks,
     })
+}
+
+/// Server-side dry runs of the creates and updates whose inputs are all known now: every
+/// resource they depend on is in the state and unchanged by this plan, so each reference
+/// resolves to its recorded value. (A change that waits on a resource this plan makes or
+/// remakes is left to the deploy: the cloud would refuse it for a reason the deploy removes.)
+async fn dry_runs(
+    provider: &dyn Provider,
+    desired: &Desired,
+    state: Option<&State>,
+    changes: &[ResourceChange],
+    logs: &Redactor,
+) -> Vec<plan::ServerCheck> {
+    let Some(state) = state else {
+        // Nothing exists yet: every change waits on another.
+        return Vec::new();
+    };
+    let actions: BTreeMap<&str, Action> = changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
+    let mut out = Vec::new();
+    for c in changes {
+        let op = match c.action {
+            Action::Create => Operation::Create,
+            Action::Update => Operation::Update,
+            _ => continue,
+        };
+        let Some(r) = desired.resources.get(&c.address) else {
+            continue;
+        };
+        let ready = r.all_dependencies().iter().all(|d| {
+            state.resources.contains_key(d)
+                && matches!(actions.get(d.as_str()), None | Some(Action::NoOp))
+        });
+        if !ready {
+            continue;
+        }
+        let mut attrs = Attributes::new();
+        let mut known = true;
+        for (k, v) in &r.attributes {
+            match resource::resolve(v, &mut |rf| {
+                state
+                    .resources
+                    .get(&rf.address)
+                    .and_then(|rec| diff::recorded_value(rec, &rf.attribute))
+            }) {
+                Some(x) => {
+                    attrs.insert(k.clone(), x);
+                }
+                None => known = false,
+            }
+        }
+        if !known {
+            continue;
+        }
+        let prior = state.prior(&c.address);
+        let req = ApplyRequest {
+            address: &c.address,
+            kind: &r.kind,
+            operation: op,
+            desired: Some(&attrs),
+            prior: prior.as_ref().filter(|_| op == Operation::Update),
+        };
+        match provider.dry_run(&req).await {
+            Ok(false) => {}
+            Ok(true) => out.push(plan::ServerCheck {
+                address: c.address.clone(),
+                accepted: true,
+                message: None,
+            }),
+            Err(e) => out.push(plan::ServerCheck {
+                address: c.address.clone(),
+                accepted: false,
+                message: Some(logs.scrub(&e.message).into_owned()),
+            }),
+        }
+    }
+    out
 }

@@ -212,12 +212,33 @@ pub struct Plan {
     pub summary: Summary,
     /// Every resource in scope, by address, no-ops included.
     pub changes: Vec<ResourceChange>,
+    /// The cloud's own verdict on changes it could check without making anything (server-side
+    /// dry runs, `ferry plan` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ServerCheck>,
+}
+
+/// A server-side dry run of one planned change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCheck {
+    /// The change's address.
+    pub address: String,
+    /// Whether the cloud accepted the request.
+    pub accepted: bool,
+    /// Why it refused (secrets scrubbed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Plan {
     /// True when applying would change something.
     pub fn has_changes(&self) -> bool {
         self.summary.has_changes()
+    }
+
+    /// The changes the cloud refused in a dry run.
+    pub fn refused(&self) -> impl Iterator<Item = &ServerCheck> {
+        self.checks.iter().filter(|c| !c.accepted)
     }
 
     /// `service/stage/provider`, as in the Markdown marker.

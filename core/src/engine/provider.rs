@@ -144,6 +144,15 @@ pub trait Provider: Send + Sync {
     /// known only now (an ARN, a URL). A delete returns an empty map.
     async fn apply(&self, request: &ApplyRequest<'_>) -> Result<Attributes, ProviderError>;
 
+    /// A server-side dry run of one create or update, for `ferry plan`: the cloud checks the
+    /// request (`validateOnly`) without making or changing anything. `Ok(true)` when it
+    /// accepted, `Ok(false)` when it offers no dry run for this kind (the default), an error
+    /// with the cloud's reason when it refused.
+    async fn dry_run(&self, request: &ApplyRequest<'_>) -> Result<bool, ProviderError> {
+        let _ = request;
+        Ok(false)
+    }
+
     /// Called once before an apply that deletes (or replaces) these recorded resources, to
     /// refuse up front what cannot succeed, so that nothing is half removed. The default
     /// accepts everything.

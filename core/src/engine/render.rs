@@ -176,8 +176,29 @@ pub fn text(plan: &Plan, color: bool) -> String {
             }
         }
     }
+    if !plan.checks.is_empty() {
+        let _ = writeln!(out, "\n{}", checks_line(plan));
+        for c in plan.refused() {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                p.code("31", "✗"),
+                c.address,
+                c.message.as_deref().unwrap_or("refused")
+            );
+        }
+    }
     let _ = writeln!(out, "\n{}", summary_text(plan));
     out
+}
+
+/// `Checked by the cloud (dry run): 3 accepted, 1 refused.`
+fn checks_line(plan: &Plan) -> String {
+    let refused = plan.refused().count();
+    format!(
+        "Checked by the cloud (server-side dry run): {} accepted, {refused} refused.",
+        plan.checks.len() - refused
+    )
 }
 
 fn summary_text(plan: &Plan) -> String {
@@ -266,6 +287,19 @@ pub fn markdown_with_limit(plan: &Plan, limit: usize) -> String {
             b.out,
             "_Planned from state alone (`--refresh=false`): drift was not checked._\n"
         );
+    }
+    if !plan.checks.is_empty() {
+        let _ = writeln!(b.out, "_{}_\n", checks_line(plan));
+        for c in plan.refused() {
+            let line = format!(
+                "> [!CAUTION]\n> `{}` was refused in the dry run: {}\n\n",
+                md_escape_cell(&c.address),
+                md_escape_cell(c.message.as_deref().unwrap_or("refused"))
+            );
+            if b.fits(line.len(), RESERVE) {
+                b.out.push_str(&line);
+            }
+        }
     }
 
     let changes = ordered(plan);

@@ -33,6 +33,10 @@ pub struct TestProvider {
     in_flight: AtomicUsize,
     /// Most applies seen running at once.
     pub max_in_flight: AtomicUsize,
+    /// Dry runs asked for: address and the attributes sent (functions offer them).
+    pub dry_runs: Mutex<Vec<(String, Attributes)>>,
+    /// The address whose dry run is refused, and the message.
+    pub refuse_dry_run: Mutex<Option<(String, String)>>,
 }
 
 impl TestProvider {
@@ -158,6 +162,21 @@ impl Provider for TestProvider {
             out.push(r);
         }
         Ok(out)
+    }
+
+    async fn dry_run(&self, req: &ApplyRequest<'_>) -> Result<bool, ProviderError> {
+        if req.kind != "test:function" {
+            return Ok(false);
+        }
+        let attrs = req.desired.cloned().unwrap_or_default();
+        self.dry_runs
+            .lock()
+            .unwrap()
+            .push((req.address.to_owned(), attrs));
+        match self.refuse_dry_run.lock().unwrap().as_ref() {
+            Some((a, m)) if a == req.address => Err(ProviderError::fatal(m.clone())),
+            _ => Ok(true),
+        }
     }
 
     async fn read(&self, req: &ReadRequest<'_>) -> Result<Option<Attributes>, ProviderError> {

@@ -201,19 +201,13 @@ impl GcpProvider {
         }
     }
 
-    /// Creates or updates; returns the resource as the API answers it afterwards.
-    async fn put(
-        &self,
-        kind: Kind,
-        op: Operation,
-        attrs: &Attributes,
-    ) -> Result<Value, ProviderError> {
+    /// The call that creates or updates a resource: method, URL and body.
+    fn request(&self, kind: Kind, op: Operation, attrs: &Attributes) -> (Method, String, Value) {
         let name = attrs["name"].as_str().unwrap_or_default();
         let body = &attrs["body"];
         let (parent, collection, id) = split_name(name);
-        let c = &self.client;
         let create = op == Operation::Create;
-        let (method, url, sent) = match kind {
+        match kind {
             Kind::Topic if create => (Method::PUT, self.url(kind, name), body.clone()),
             Kind::Topic => (
                 Method::PATCH,
@@ -292,7 +286,19 @@ impl GcpProvider {
             ),
             Kind::FunctionSource | Kind::ObjectSource => unreachable!("sources are uploaded"),
             _ => unreachable!("every kind is matched"),
-        };
+        }
+    }
+
+    /// Creates or updates; returns the resource as the API answers it afterwards.
+    async fn put(
+        &self,
+        kind: Kind,
+        op: Operation,
+        attrs: &Attributes,
+    ) -> Result<Value, ProviderError> {
+        let name = attrs["name"].as_str().unwrap_or_default();
+        let c = &self.client;
+        let (method, url, sent) = self.request(kind, op, attrs);
         let r = c.json(method, &url, &sent).await.map_err(err)?;
         let lro = matches!(
             kind,
@@ -644,6 +650,23 @@ impl Provider for GcpProvider {
             }
         }
         Ok(Some(attrs))
+    }
+
+    /// Cloud Run services and Eventarc triggers take `validateOnly`: the API checks the
+    /// request, permissions included, and makes nothing. The other APIs ferry calls have no
+    /// server-side dry run.
+    async fn dry_run(&self, request: &ApplyRequest<'_>) -> Result<bool, ProviderError> {
+        let Some(kind @ (Kind::RunService | Kind::Trigger)) = Kind::of(request.kind) else {
+            return Ok(false);
+        };
+        let Some(attrs) = request.desired else {
+            return Ok(false);
+        };
+        let (method, url, body) = self.request(kind, request.operation, attrs);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}validateOnly=true");
+        self.client.json(method, &url, &body).await.map_err(err)?;
+        Ok(true)
     }
 
     async fn apply(&self, request: &ApplyRequest<'_>) -> Result<Attributes, ProviderError> {
