@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{copy_example as example, root};
+use common::{copy_example as example, free_port, root, Process};
 use serde_json::Value;
-use std::net::TcpListener;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn python() -> String {
@@ -19,25 +19,14 @@ fn python() -> String {
 
 /// A moto_server of our own.
 struct Moto {
-    child: Child,
+    _child: Process,
     url: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Moto {
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         // The recorder writes to a file, by default in the working directory: one per server.
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(python())
@@ -78,7 +67,7 @@ impl Moto {
             .unwrap();
         assert!(r.status().is_success());
         Moto {
-            child,
+            _child: Process(child),
             url,
             _dir: dir,
         }

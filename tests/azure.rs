@@ -7,27 +7,20 @@
 
 mod common;
 
-use common::{copy_example, ok, position, required};
+use common::{copy_example, ok, position, required, Process};
 #[path = "azure/fake.rs"]
 mod fake;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 /// Azurite's blob and queue services, in memory, on ports of its choosing.
 struct Azurite {
-    child: Child,
+    _child: Process,
     blob: String,
     queue: String,
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn azurite() -> Azurite {
@@ -68,7 +61,7 @@ fn azurite() -> Azurite {
     }
     std::thread::spawn(move || for _ in lines {});
     Azurite {
-        child,
+        _child: Process(child),
         blob: blob.unwrap(),
         queue: queue.unwrap(),
     }
@@ -85,15 +78,7 @@ fn cloud() -> Cloud {
     let schemas: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(required("FERRY_AZURE_SCHEMAS")).unwrap())
             .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (rt, listener, base) = common::bind_fake();
     let fake = Arc::new(fake::Fake::new(
         base,
         az.blob.clone(),
@@ -101,13 +86,9 @@ fn cloud() -> Cloud {
         schemas,
     ));
     let f = fake.clone();
-    let app = axum::Router::new().fallback(
-        move |m: axum::http::Method,
-              u: axum::http::Uri,
-              h: axum::http::HeaderMap,
-              b: axum::body::Bytes| f.clone().handle(m, u, h, b),
-    );
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    common::serve_fake(&rt, listener, move |m, u, h, b| {
+        f.clone().handle(m, u, h, b)
+    });
     Cloud {
         fake,
         rt,

@@ -6,9 +6,12 @@
 //! Python tools (awslambdaric, boto3) come from the venv that `scripts/test.sh` creates; its
 //! interpreter is passed in `FERRY_TEST_PYTHON`.
 
+mod common;
+
+use common::{free_port, Process};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
@@ -20,16 +23,9 @@ fn test_python() -> String {
 }
 
 struct Dev {
-    child: Child,
+    _child: Process,
     gateway: String,
     aws: String,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn dev(dir: &Path, extra: &[&str]) -> Dev {
@@ -56,7 +52,7 @@ fn dev_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Dev {
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("ferry dev printed {line:?}: {e}"));
     Dev {
-        child,
+        _child: Process(child),
         gateway: v["gateway"].as_str().unwrap().to_owned(),
         aws: v["aws"].as_str().unwrap().to_owned(),
     }
@@ -503,21 +499,27 @@ struct HttpCase {
     params: &'static [(&'static str, &'static str)],
 }
 
-/// `ferry package --provider azure` of an example into a temp folder: the unpacked app.
-fn azure_app(dir: &Path, runtime: &str) -> (tempfile::TempDir, PathBuf) {
+/// `ferry package --provider <provider>` of a service into a temp folder.
+fn package_for(provider: &str, dir: &Path) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .current_dir(dir)
-        .args(["--provider", "azure", "package", "--out"])
+        .args(["--provider", provider, "package", "--out"])
         .arg(out.path())
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
     assert!(
         o.status.success(),
-        "ferry package --provider azure: {}",
+        "ferry package --provider {provider}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    out
+}
+
+/// `ferry package --provider azure` of an example into a temp folder: the unpacked app.
+fn azure_app(dir: &Path, runtime: &str) -> (tempfile::TempDir, PathBuf) {
+    let out = package_for("azure", dir);
     let app = out.path().join("azure").join(runtime);
     assert!(
         app.join("ferry/functions.json").is_file(),
@@ -558,6 +560,29 @@ fn replay(driver: &[&str], app: &Path, cases: &serde_json::Value) -> Vec<serde_j
     })
 }
 
+/// Sends one case to `base` and gives its [`answer`].
+fn send_case(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    case: &HttpCase,
+    mask: &[&str],
+) -> serde_json::Value {
+    let mut r = c.request(
+        case.method.parse().unwrap(),
+        format!("{base}{}", case.target),
+    );
+    for (k, v) in case.headers {
+        r = r.header(*k, *v);
+    }
+    let resp = r.body(case.body.to_vec()).send().unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    answer(status, ct.as_deref(), &resp.bytes().unwrap(), mask)
+}
+
 /// What is compared of a response: status, content type and the body (JSON when it is), with
 /// the fields at the given JSON pointers replaced by `"<masked>"`.
 fn answer(
@@ -588,24 +613,10 @@ fn same_http_answers(
     let (_out, app) = azure_app(dir, runtime);
     let d = dev(dir, &["--no-watch"]);
     let c = client();
-    let mut local = Vec::new();
-    for case in cases {
-        let mut r = c.request(
-            case.method.parse().unwrap(),
-            format!("{}{}", d.gateway, case.target),
-        );
-        for (k, v) in case.headers {
-            r = r.header(*k, *v);
-        }
-        let resp = r.body(case.body.to_vec()).send().unwrap();
-        let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let body = resp.bytes().unwrap();
-        local.push(answer(status, ct.as_deref(), &body, mask));
-    }
+    let local: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|case| send_case(&c, &d.gateway, case, mask))
+        .collect();
     let json_cases: Vec<serde_json::Value> = cases
         .iter()
         .map(|case| {
@@ -941,11 +952,7 @@ fn azure_adapters_build_the_events_ferry_dev_builds() {
 #[test]
 fn azure_custom_handler_runs_the_rust_binary_like_ferry_dev() {
     let (_out, app) = azure_app(&root().join("examples/rust-api"), "custom");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut adapter = Command::new(app.join("ferry-adapter"))
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .stdout(Stdio::null())
@@ -1129,35 +1136,15 @@ fn worker_outcomes(d: &Dev, bodies: &[&str]) -> Vec<bool> {
 /// `ferry package --provider gcp` of an example into a temp folder (the sources are under
 /// `gcp/<function>/`).
 fn gcp_sources(dir: &Path) -> tempfile::TempDir {
-    let out = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .current_dir(dir)
-        .args(["--provider", "gcp", "package", "--out"])
-        .arg(out.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "ferry package --provider gcp: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+    package_for("gcp", dir)
 }
 
 /// Google's own Functions Framework (npm `@google-cloud/functions-framework` for node, PyPI
 /// `functions-framework` for python, as Cloud Functions runs them) serving one function's
 /// source on a free port; for `run`, the source's `ferry-adapter` as Cloud Run starts it.
 struct Framework {
-    child: Child,
+    _child: Process,
     url: String,
-}
-
-impl Drop for Framework {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn framework(runtime: &str, source: &Path, function: &str) -> Framework {
@@ -1170,11 +1157,7 @@ fn framework_with_env(
     function: &str,
     env: &[(&str, &Path)],
 ) -> Framework {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let framework_args = ["--target=ferry".to_owned(), format!("--port={port}")];
     let mut cmd = match runtime {
         "node" => {
@@ -1216,7 +1199,7 @@ fn framework_with_env(
         std::thread::sleep(Duration::from_millis(50));
     }
     Framework {
-        child,
+        _child: Process(child),
         url: format!("http://127.0.0.1:{port}"),
     }
 }
@@ -1228,22 +1211,7 @@ fn same_gcp_http_answers(dir: &Path, runtime: &str, cases: &[HttpCase], mask: &[
     let d = dev(dir, &["--no-watch"]);
     let c = client();
     let mut frameworks = std::collections::BTreeMap::new();
-    let send = |base: &str, case: &HttpCase| {
-        let mut r = c.request(
-            case.method.parse().unwrap(),
-            format!("{base}{}", case.target),
-        );
-        for (k, v) in case.headers {
-            r = r.header(*k, *v);
-        }
-        let resp = r.body(case.body.to_vec()).send().unwrap();
-        let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned());
-        answer(status, ct.as_deref(), &resp.bytes().unwrap(), mask)
-    };
+    let send = |base: &str, case: &HttpCase| send_case(&c, base, case, mask);
     for (i, case) in cases.iter().enumerate() {
         let f = frameworks.entry(case.function).or_insert_with(|| {
             framework(

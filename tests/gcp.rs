@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{copy_example, ok, position, required, root};
+use common::{copy_example, free_port, ok, position, required, root, Process};
 #[path = "gcp/fake.rs"]
 mod fake;
 
@@ -17,7 +17,7 @@ use ferry_gcp::resources::{listing, resources, Context, Kind};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 fn example(name: &str) -> ferry_core::Service {
@@ -171,25 +171,14 @@ fn the_discovery_check_refuses_bad_bodies() {
 
 /// A `gcp-storage-emulator`, in memory, on a free loopback port.
 struct Emulator {
-    child: Child,
+    _child: Process,
     url: String,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn emulator() -> Emulator {
     let python = PathBuf::from(required("FERRY_TEST_PYTHON"));
     let exe = python.parent().unwrap().join("gcp-storage-emulator");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(exe)
         .args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--in-memory", "--quiet"])
@@ -200,7 +189,10 @@ fn emulator() -> Emulator {
         .spawn()
         .expect("starting gcp-storage-emulator");
     let url = format!("http://127.0.0.1:{port}");
-    let e = Emulator { child, url };
+    let e = Emulator {
+        _child: Process(child),
+        url,
+    };
     let c = reqwest::blocking::Client::new();
     for _ in 0..200 {
         if c.get(format!("{}/", e.url))
@@ -222,31 +214,16 @@ struct Cloud {
 
 fn cloud() -> Cloud {
     let em = emulator();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (rt, listener, base) = common::bind_fake();
     let fake = Arc::new(fake::Fake::new(
         base,
         em.url.clone(),
         discovery::Discovery::from_env(),
     ));
     let f = fake.clone();
-    let app = axum::Router::new()
-        .fallback(
-            move |m: axum::http::Method,
-                  u: axum::http::Uri,
-                  h: axum::http::HeaderMap,
-                  b: axum::body::Bytes| f.clone().handle(m, u, h, b),
-        )
-        // Cloud Run sources carry the adapter executable (tens of MB in a debug build).
-        .layer(axum::extract::DefaultBodyLimit::disable());
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    common::serve_fake(&rt, listener, move |m, u, h, b| {
+        f.clone().handle(m, u, h, b)
+    });
     Cloud {
         fake,
         rt,

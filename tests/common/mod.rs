@@ -2,7 +2,26 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output};
+
+/// A child process (a server a test started) that is stopped when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -82,4 +101,44 @@ pub fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// A two-thread runtime and a listener on a free loopback port for an in-process fake cloud,
+/// with the fake's base URL (the fake needs it before it serves).
+pub fn bind_fake() -> (tokio::runtime::Runtime, tokio::net::TcpListener, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (rt, listener, base)
+}
+
+/// Serves every request on `listener` with `handle`, without a body size limit (packages
+/// carry executables).
+pub fn serve_fake<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    handle: F,
+) where
+    F: Fn(axum::http::Method, axum::http::Uri, axum::http::HeaderMap, axum::body::Bytes) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = axum::response::Response> + Send + 'static,
+{
+    let app = axum::Router::new()
+        .fallback(
+            move |m: axum::http::Method,
+                  u: axum::http::Uri,
+                  h: axum::http::HeaderMap,
+                  b: axum::body::Bytes| handle(m, u, h, b),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
 }
