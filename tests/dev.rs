@@ -809,13 +809,7 @@ fn azure_queue_messages_succeed_and_fail_like_ferry_dev() {
         &["--no-watch"],
         &[("FERRY_SECRET_API_TOKEN", "t0ken")],
     );
-    let bodies = [
-        r#"{"task":"sum","payload":{"numbers":[1,2,3]}}"#,
-        r#"{"task":"process-upload","payload":{"bucket":"uploads","key":"incoming/a b.csv","size":2048}}"#,
-        r#"{"task":"sum","payload":{"numbers":["x"]}}"#,
-        r#"{"task":"nope"}"#,
-        "not json",
-    ];
+    let bodies = WORKER_MESSAGES;
     let local = worker_outcomes(&d, &bodies);
     let cases: Vec<serde_json::Value> = bodies
         .iter()
@@ -1105,6 +1099,15 @@ fn node_extra_ca_certs_comes_only_from_the_manifest() {
     assert_eq!(get("/own"), "/etc/ssl/certs/ca-certificates.crt");
 }
 
+/// Messages for the queue-worker example's `worker`: two it takes, three it reports failed.
+const WORKER_MESSAGES: [&str; 5] = [
+    r#"{"task":"sum","payload":{"numbers":[1,2,3]}}"#,
+    r#"{"task":"process-upload","payload":{"bucket":"uploads","key":"incoming/a b.csv","size":2048}}"#,
+    r#"{"task":"sum","payload":{"numbers":["x"]}}"#,
+    r#"{"task":"nope"}"#,
+    "not json",
+];
+
 /// Each body as one SQS message to the queue-worker example's `worker` under ferry dev
 /// (through Lambda `Invoke`): whether the handler took it (no `batchItemFailures`).
 fn worker_outcomes(d: &Dev, bodies: &[&str]) -> Vec<bool> {
@@ -1316,13 +1319,7 @@ fn gcp_python_adapter_answers_like_ferry_dev() {
         &[("FERRY_SECRET_API_TOKEN", "t0ken")],
     );
     let c = client();
-    let bodies = [
-        r#"{"task":"sum","payload":{"numbers":[1,2,3]}}"#,
-        r#"{"task":"process-upload","payload":{"bucket":"uploads","key":"incoming/a b.csv","size":2048}}"#,
-        r#"{"task":"sum","payload":{"numbers":["x"]}}"#,
-        r#"{"task":"nope"}"#,
-        "not json",
-    ];
+    let bodies = WORKER_MESSAGES;
     let local = worker_outcomes(&d, &bodies);
     assert_eq!(local, vec![true, true, false, false, false]);
     let worker = framework("python", &out.path().join("gcp/worker"), "worker");
