@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The node shim, embedded in the binary.
-pub const NODE_SHIM: &str = include_str!("../../../templates/runtime/node/bootstrap.mjs");
+pub const NODE_SHIM: &str = include_str!("../../../templates/runtime/node/bootstrap.cjs");
 /// The python shim, embedded in the binary.
 pub const PYTHON_SHIM: &str = include_str!("../../../templates/runtime/python/bootstrap.py");
 
@@ -273,7 +273,7 @@ fn runtime_dir(service_dir: &FsPath) -> PathBuf {
 
 /// Writes the embedded shims where workers can run them.
 fn write_shims(dir: &FsPath) -> Result<(PathBuf, PathBuf), DevError> {
-    let node = dir.join("node").join("bootstrap.mjs");
+    let node = dir.join("node").join("bootstrap.cjs");
     let python = dir.join("python").join("bootstrap.py");
     for (path, text) in [(&node, NODE_SHIM), (&python, PYTHON_SHIM)] {
         let write = || -> std::io::Result<()> {

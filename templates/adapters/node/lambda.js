@@ -53,6 +53,23 @@ function isFile(file) {
   return fs.statSync(file, { throwIfNoEntry: false })?.isFile() === true;
 }
 
+// Whether the nearest package.json above `dir` (not crossing node_modules) says
+// "type": "module"; an unreadable one counts as not.
+function typeModule(dir) {
+  for (let d = dir; !d.endsWith(`${path.sep}node_modules`); d = path.dirname(d)) {
+    const pj = path.join(d, 'package.json');
+    if (isFile(pj)) {
+      try {
+        return JSON.parse(fs.readFileSync(pj, 'utf8'))?.type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (path.dirname(d) === d) return false;
+  }
+  return false;
+}
+
 // `dir/sub/module.export.path`, read as AWS's node runtime reads it: the module is the last path
 // segment up to its first dot, the rest a property path.
 async function loadHandler(full) {
@@ -63,12 +80,15 @@ async function loadHandler(full) {
   const dot = base.indexOf('.');
   if (dot < 0) throw new Error(`Bad handler '${full}'`);
   const file = path.resolve(root, full.slice(0, slash + 1), base.slice(0, dot));
+  // As AWS's runtime (and ferry dev's shim) load it: `require`, except `.mjs` and a `.js` whose
+  // nearest package.json says "type": "module", which are ES modules.
   let mod;
   if (isFile(file)) mod = require(file);
   else {
     const ext = ['.js', '.mjs', '.cjs'].find((e) => isFile(file + e));
     if (!ext) throw new Error(`Cannot find module '${full.slice(0, slash + 1)}${base.slice(0, dot)}' in ${root}`);
-    mod = await import(pathToFileURL(file + ext).href);
+    const esm = ext === '.mjs' || (ext === '.js' && typeModule(path.dirname(file)));
+    mod = esm ? await import(pathToFileURL(file + ext).href) : require(file + ext);
   }
   const keys = base.slice(dot + 1).split('.');
   const lookup = (o) => keys.reduce((n, k) => n && n[k], o);

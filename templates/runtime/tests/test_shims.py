@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = os.path.dirname(HERE)
-NODE_SHIM = os.path.join(RUNTIME, "node", "bootstrap.mjs")
+NODE_SHIM = os.path.join(RUNTIME, "node", "bootstrap.cjs")
 PYTHON_SHIM = os.path.join(RUNTIME, "python", "bootstrap.py")
 NODE = os.environ.get("NODE") or shutil.which("node")
 PYTHON = sys.executable or shutil.which("python3")
@@ -539,7 +539,7 @@ class NodeShimTest(ShimTestCase):
         self.assertEqual(error["stackTrace"][0], "TypeError: bad input: x")
         self.assertTrue(any("src/handler.js" in line for line in error["stackTrace"]), error)
         self.assertEqual(error["trace"], error["stackTrace"])
-        self.assertFalse(any("bootstrap.mjs" in line for line in error["stackTrace"]), error)
+        self.assertFalse(any("bootstrap.cjs" in line for line in error["stackTrace"]), error)
         self.assertIn("Invoke Error", worker.err())
         self.assertEqual(self.respond(worker, {})[0], {"ok": True})
         self.assertTrue(worker.alive())

@@ -1,7 +1,7 @@
 // ferry's Node.js runtime shim: serves one function's handler in a warm worker process over
 // the AWS Lambda Runtime API (2018-06-01), the way AWS's own Node.js runtime does.
 //
-//   node bootstrap.mjs            (cwd: the function's task root)
+//   node bootstrap.cjs            (cwd: the function's task root)
 //
 // Environment: AWS_LAMBDA_RUNTIME_API (host:port, required), _HANDLER, LAMBDA_TASK_ROOT (default:
 // cwd), AWS_LAMBDA_FUNCTION_NAME / _VERSION / _MEMORY_SIZE, AWS_LAMBDA_LOG_GROUP_NAME /
@@ -11,12 +11,16 @@
 //
 // The file is embedded in the ferry binary and must stay template-safe (see the README).
 
-import net from 'node:net';
-import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { types } from 'node:util';
+// CommonJS, as AWS's own runtime is: an ES module entry costs every worker start the ESM loader
+// (about 20 ms here) even when the handler is CommonJS.
+'use strict';
+
+const net = require('node:net');
+const { readFileSync, statSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+const { types } = require('node:util');
 
 const env = process.env;
 const API = '/2018-06-01/runtime';
@@ -47,10 +51,10 @@ class RuntimeError extends Error {
 }
 
 // A stack as lines, without the frames of this shim that called the handler.
-const SHIM_URL = import.meta.url;
+const SHIM_FILE = __filename;
 function stackLines(stack) {
   const lines = stack.split('\n');
-  const cut = lines.findIndex((line, i) => i > 0 && line.includes(SHIM_URL));
+  const cut = lines.findIndex((line, i) => i > 0 && line.includes(SHIM_FILE));
   return cut > 0 ? lines.slice(0, cut) : lines;
 }
 
@@ -237,6 +241,23 @@ function isFile(file) {
   return statSync(file, { throwIfNoEntry: false })?.isFile() === true;
 }
 
+// Whether the nearest package.json above `dir` (not crossing node_modules) says
+// `"type": "module"`, as AWS's runtime decides; an unreadable one counts as not.
+function typeModule(dir) {
+  for (let d = dir; !d.endsWith(`${path.sep}node_modules`); d = path.dirname(d)) {
+    const pj = path.join(d, 'package.json');
+    if (isFile(pj)) {
+      try {
+        return JSON.parse(readFileSync(pj, 'utf8'))?.type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (path.dirname(d) === d) return false;
+  }
+  return false;
+}
+
 // `dir/sub/module.export.path`: the module is the last path segment up to its FIRST dot, and
 // the rest is a (possibly nested) property path, exactly as AWS's node runtime reads it. So
 // dots in directory names are fine, and `handler.v2.fn` means `handler.js` -> v2 -> fn.
@@ -271,11 +292,18 @@ async function loadHandler(taskRoot, full) {
 async function loadModule(taskRoot, moduleRoot, moduleName) {
   const file = path.resolve(taskRoot, moduleRoot, moduleName);
   try {
-    // AWS tries the extensionless file first and loads it as CommonJS.
-    if (isFile(file)) return createRequire(file)(file);
-    for (const ext of ['.js', '.mjs', '.cjs']) {
-      if (isFile(file + ext)) return await import(pathToFileURL(file + ext).href);
+    // As AWS's runtime does: the extensionless file and `.cjs` as CommonJS (`require`), `.mjs`
+    // as an ES module (`import()`), and `.js` as CommonJS unless the nearest package.json says
+    // `"type": "module"`.
+    const load = createRequire(file);
+    if (isFile(file)) return load(file);
+    if (isFile(`${file}.js`)) {
+      return typeModule(path.dirname(file))
+        ? await import(pathToFileURL(`${file}.js`).href)
+        : load(`${file}.js`);
     }
+    if (isFile(`${file}.mjs`)) return await import(pathToFileURL(`${file}.mjs`).href);
+    if (isFile(`${file}.cjs`)) return load(`${file}.cjs`);
     // Last, like AWS: a package of that name in node_modules.
     let resolved;
     try {
@@ -292,7 +320,7 @@ async function loadModule(taskRoot, moduleRoot, moduleName) {
         `Error: Cannot find module '${shown}' (looked for ${shown}.js, ${shown}.mjs and ${shown}.cjs in ${taskRoot})`,
       );
     }
-    return await import(pathToFileURL(resolved).href);
+    return createRequire(resolved)(resolved);
   } catch (err) {
     if (err instanceof RuntimeError) throw err;
     if (err instanceof SyntaxError) {
