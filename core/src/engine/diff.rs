@@ -268,7 +268,10 @@ fn compare(
     (action, changes, drift)
 }
 
-fn lookup_recorded(recorded: &BTreeMap<String, StateResource>, rf: &Reference) -> Option<Value> {
+pub(crate) fn lookup_recorded(
+    recorded: &BTreeMap<String, StateResource>,
+    rf: &Reference,
+) -> Option<Value> {
     recorded_value(recorded.get(&rf.address)?, &rf.attribute)
 }
 

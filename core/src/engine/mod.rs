@@ -411,24 +411,17 @@ async fn dry_runs(
         if !ready {
             continue;
         }
-        let mut attrs = Attributes::new();
-        let mut known = true;
-        for (k, v) in &r.attributes {
-            match resource::resolve(v, &mut |rf| {
-                state
-                    .resources
-                    .get(&rf.address)
-                    .and_then(|rec| diff::recorded_value(rec, &rf.attribute))
-            }) {
-                Some(x) => {
-                    attrs.insert(k.clone(), x);
-                }
-                None => known = false,
-            }
-        }
-        if !known {
+        let resolved: Option<Attributes> = r
+            .attributes
+            .iter()
+            .map(|(k, v)| {
+                resource::resolve(v, &mut |rf| diff::lookup_recorded(&state.resources, rf))
+                    .map(|x| (k.clone(), x))
+            })
+            .collect();
+        let Some(attrs) = resolved else {
             continue;
-        }
+        };
         let prior = state.prior(&c.address);
         let req = ApplyRequest {
             address: &c.address,

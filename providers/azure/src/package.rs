@@ -35,8 +35,6 @@ pub const NODE_LAMBDA: &str = "ferry/lambda.js";
 /// Where a python app has [`PYTHON_LAMBDA_SOURCE`].
 pub const PYTHON_LAMBDA: &str = "ferry/ferry_lambda.py";
 
-/// The owner recorded for the files ferry generates (not a function name: those cannot
-/// contain spaces).
 /// One app's package, as written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppPackage {

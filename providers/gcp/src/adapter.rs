@@ -299,7 +299,7 @@ impl Adapter {
             .unwrap_or_else(|| peer.ip().to_string());
         let domain = header(&headers, "host").unwrap_or("localhost").to_owned();
         let req = gateway::incoming(&method, &uri, &headers, body, ip, &domain);
-        gateway::answer(&self.routes, &self.pools, req, &headers, rid).await
+        gateway::answer(&self.routes, &self.pools, req, rid).await
     }
 
     fn delivery(&self, id: &str, trigger: &Value, h: &HeaderMap, body: &[u8]) -> Delivery {

@@ -95,14 +95,15 @@ pub fn to_response(r: events::Response, cors: bool) -> Response {
 
 /// The CORS preflight answer for an OPTIONS request no route takes, when a route with
 /// `cors: true` has its path.
-fn preflight(table: &Routes, path: &str, headers: &HeaderMap) -> Option<Response> {
+fn preflight(table: &Routes, req: &Request) -> Option<Response> {
     let r = table
-        .find_any_method(path)
+        .find_any_method(&req.path)
         .filter(|r| r.target.trigger.cors)?;
-    let allow_headers = headers
-        .get("access-control-request-headers")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("*")
+    let allow_headers = req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "access-control-request-headers")
+        .map_or("*", |(_, v)| v.as_str())
         .to_owned();
     let methods: Vec<String> = table
         .routes()
@@ -130,12 +131,11 @@ pub async fn answer(
     table: &Routes,
     pools: &BTreeMap<String, Arc<Pool>>,
     req: Request,
-    headers: &HeaderMap,
     request_id: String,
 ) -> Response {
     let Some((route, params)) = table.find(&req.method, &req.path) else {
         if req.method == "OPTIONS" {
-            if let Some(r) = preflight(table, &req.path, headers) {
+            if let Some(r) = preflight(table, &req) {
                 return r;
             }
         }

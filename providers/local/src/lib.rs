@@ -536,7 +536,7 @@ async fn gateway_handler(
         peer.ip().to_string(),
         &app.domain,
     );
-    gateway::answer(&app.table, &app.pools, req, &headers, request_id()).await
+    gateway::answer(&app.table, &app.pools, req, request_id()).await
 }
 
 /// Lambda's `Invoke` API: `aws lambda invoke --endpoint-url ...` and the SDKs call it.
