@@ -8,6 +8,13 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The bundles this process wrote: zip path -> (digest of the files, what was written). A
+/// deploy compiles twice (the plan, then the apply that checks it against the plan), and a
+/// provider writes its packages in compile; writing the same files to the same place again
+/// would only repeat the unzipping, deflating and hashing.
+static WRITTEN: Mutex<BTreeMap<PathBuf, (String, Written)>> = Mutex::new(BTreeMap::new());
 
 /// The owner recorded for the files a provider generates (not a function name: those cannot
 /// contain spaces).
@@ -115,8 +122,39 @@ impl Bundle {
         Ok(())
     }
 
-    /// Writes the files under `dir` (emptied first) and zips them to `zip`.
+    /// A digest of every file's path, mode and bytes: equal digests write equal packages.
+    fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, (_, bytes, executable)) in &self.files {
+            h.update((name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update([u8::from(*executable)]);
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Writes the files under `dir` (emptied first) and zips them to `zip`. The same files
+    /// written to the same place earlier in this process (and still there) are not written
+    /// again.
     pub fn write(self, dir: &Path, zip: &Path) -> Result<Written, String> {
+        let digest = self.digest();
+        let done = WRITTEN.lock().expect("bundle memo").get(zip).cloned();
+        if let Some((d, w)) = done {
+            if d == digest && w.dir == dir && dir.is_dir() && zip.is_file() {
+                return Ok(w);
+            }
+        }
+        let w = self.write_out(dir, zip)?;
+        WRITTEN
+            .lock()
+            .expect("bundle memo")
+            .insert(zip.to_owned(), (digest, w.clone()));
+        Ok(w)
+    }
+
+    fn write_out(self, dir: &Path, zip: &Path) -> Result<Written, String> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
         }
@@ -168,4 +206,42 @@ pub fn find_adapter() -> Option<PathBuf> {
 /// The error when [`find_adapter`] found nothing.
 pub fn missing_adapter() -> String {
     format!("{ADAPTER} (which runs Runtime API binaries on Azure and Cloud Run) is not next to the ferry executable; it is built and installed with ferry (`cargo install --path .` installs both)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bundle;
+
+    fn bundle(text: &str) -> Bundle {
+        let mut b = Bundle::new();
+        b.add_generated("a/file.txt", text.as_bytes().to_vec(), false, "test", false)
+            .unwrap();
+        b
+    }
+
+    #[test]
+    fn the_same_files_are_written_once_per_process() {
+        let t = tempfile::tempdir().unwrap();
+        let (dir, zip) = (t.path().join("app"), t.path().join("app.zip"));
+        let first = bundle("one").write(&dir, &zip).unwrap();
+        // A file the write would have cleared away shows whether it ran again.
+        std::fs::write(dir.join("marker"), "x").unwrap();
+        let again = bundle("one").write(&dir, &zip).unwrap();
+        assert_eq!(again, first);
+        assert!(
+            dir.join("marker").exists(),
+            "the same files were written again"
+        );
+        let changed = bundle("two").write(&dir, &zip).unwrap();
+        assert!(!dir.join("marker").exists());
+        assert_ne!(changed.sha256, first.sha256);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("a/file.txt")).unwrap(),
+            "two"
+        );
+        // A zip removed since is written again.
+        std::fs::remove_file(&zip).unwrap();
+        bundle("two").write(&dir, &zip).unwrap();
+        assert!(zip.is_file());
+    }
 }
