@@ -31,7 +31,7 @@ use ferry_core::model::{
 };
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The path under a function's URL where ferry delivers its event triggers.
 pub const EVENTS_PATH: &str = "/_ferry/events/";
@@ -259,6 +259,12 @@ pub fn trigger_ids(f: &Function) -> Vec<String> {
             id
         })
         .collect()
+}
+
+/// The id of what a trigger becomes (`<service>-<stage>-<fn>-<trigger>`): its subscription,
+/// Scheduler job or Eventarc trigger, and the rule its Scheduled Events name.
+fn trigger_resource_id(service: &Service, function: &str, trigger: &str) -> String {
+    id(&format!("{}-{function}-{trigger}", prefix(service)), 63)
 }
 
 /// The deployments of a function: the one serving http triggers (or a function without
@@ -531,11 +537,11 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
     let sa = ctx.service_account.clone();
 
     // Services.
-    let mut consumed: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut consumed: BTreeSet<&str> = BTreeSet::new();
     for f in service.functions.values() {
         for t in &f.triggers {
             if let Trigger::Queue { queue, .. } = t {
-                consumed.insert(queue, true);
+                consumed.insert(queue);
             }
         }
     }
@@ -591,7 +597,7 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                     // Pub/Sub allows 5 to 100 delivery attempts.
                     dead_letters.insert(name.clone(), (dlq, (*n).clamp(5, 100)));
                 }
-                if !consumed.contains_key(name.as_str()) {
+                if !consumed.contains(name.as_str()) {
                     let sub = topic.replace("/topics/", "/subscriptions/");
                     let i = push(
                         &mut out,
@@ -806,7 +812,7 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
         }
         let events = events_deployment(service, name, f);
         for (t, tid) in f.triggers.iter().zip(trigger_ids(f)) {
-            let fid = id(&format!("{}-{name}-{tid}", prefix(service)), 63);
+            let fid = trigger_resource_id(service, name, &tid);
             match t {
                 Trigger::Http(_) => {}
                 Trigger::Queue { queue: source, .. } | Trigger::Topic { topic: source, .. } => {
@@ -1013,7 +1019,7 @@ pub fn adapter_manifest(service: &Service, ctx: &Context, name: &str, f: &Functi
                 events.insert(tid, json!({"kind": "queue", "queue": queue, "batchSize": batch_size, "id": topic_name(ctx, service, queue)}));
             }
             Trigger::Schedule { input, .. } => {
-                let rule = id(&format!("{}-{name}-{tid}", prefix(service)), 63);
+                let rule = trigger_resource_id(service, name, &tid);
                 events.insert(
                     tid,
                     json!({"kind": "schedule", "rule": rule, "input": input}),
