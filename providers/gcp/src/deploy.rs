@@ -69,6 +69,15 @@ fn api(kind: Kind) -> Api {
     }
 }
 
+/// Whether the API answers a create, update or delete of this kind with a long-running
+/// operation to wait for.
+fn long_running(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Function | Kind::Trigger | Kind::Database | Kind::RunService
+    )
+}
+
 /// `projects/p/locations/l/functions/f` → (`projects/p/locations/l`, `functions`, `f`).
 fn split_name(name: &str) -> (&str, &str, &str) {
     let (rest, id) = name.rsplit_once('/').unwrap_or(("", name));
@@ -300,11 +309,7 @@ impl GcpProvider {
         let c = &self.client;
         let (method, url, sent) = self.request(kind, op, attrs);
         let r = c.json(method, &url, &sent).await.map_err(err)?;
-        let lro = matches!(
-            kind,
-            Kind::Function | Kind::Trigger | Kind::Database | Kind::RunService
-        );
-        if !lro {
+        if !long_running(kind) {
             return Ok(r.body);
         }
         let done = c.wait(api(kind), &r.body).await.map_err(err)?;
@@ -459,10 +464,7 @@ impl GcpProvider {
         if r.status == 404 {
             return Ok(());
         }
-        if matches!(
-            kind,
-            Kind::Function | Kind::Trigger | Kind::Database | Kind::RunService
-        ) {
+        if long_running(kind) {
             c.wait(api(kind), &r.body).await.map_err(err)?;
         }
         Ok(())
