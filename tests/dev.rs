@@ -366,7 +366,8 @@ def work(event, context):
     return {"batchItemFailures": failures}
 def onfile(event, context):
     for r in event["Records"]:
-        _write("files", r["eventName"] + " " + r["s3"]["object"]["key"])
+        o = r["s3"]["object"]
+        _write("files", " ".join([r["eventName"], o["key"], o.get("eTag", "-")]))
 def onnews(event, context):
     for r in event["Records"]:
         _write("news", r["Sns"]["Message"])
@@ -436,10 +437,11 @@ print([m["Body"] for m in got])
     assert_eq!(
         files,
         [
-            "ObjectCreated:Put in/a.txt",
-            "ObjectRemoved:Delete in/a.txt"
+            // The object's MD5, as S3 gives it; removals carry none.
+            "ObjectCreated:Put in/a.txt 9dd4e461268c8034f5c8564e155c67a6",
+            "ObjectRemoved:Delete in/a.txt -"
         ],
-        "prefix filter and both event kinds"
+        "prefix filter, both event kinds and the ETag"
     );
     assert_eq!(read("news"), "hello\n");
 }

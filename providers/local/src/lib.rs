@@ -271,15 +271,16 @@ fn runtime_dir(service_dir: &FsPath) -> PathBuf {
     service_dir.join(".ferry").join("local").join("runtime")
 }
 
-/// Writes the embedded shims where workers can run them.
+/// Writes the embedded shims where workers can run them. Each is replaced atomically: other
+/// `ferry dev` processes in the same service may be starting workers from these files (a
+/// plain write truncates first, and a worker started in between loads an empty shim).
 fn write_shims(dir: &FsPath) -> Result<(PathBuf, PathBuf), DevError> {
     let node = dir.join("node").join("bootstrap.cjs");
     let python = dir.join("python").join("bootstrap.py");
     for (path, text) in [(&node, NODE_SHIM), (&python, PYTHON_SHIM)] {
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("has parent"))?;
             if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
-                std::fs::write(path, text)?;
+                ferry_core::package::write_atomic(path, text.as_bytes())?;
             }
             Ok(())
         };

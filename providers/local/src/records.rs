@@ -30,9 +30,9 @@ pub struct QueueMessage<'a> {
 }
 
 /// Lower-case hex MD5 of a string, as SQS reports `MD5OfMessageBody` (clients verify it).
-pub fn md5_hex(s: &str) -> String {
+pub fn md5_hex(s: impl AsRef<[u8]>) -> String {
     use md5::{Digest, Md5};
-    Md5::digest(s.as_bytes())
+    Md5::digest(s.as_ref())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -59,7 +59,11 @@ pub fn sample(kind: &str, region: &str) -> Option<Value> {
             dir: std::env::temp_dir(),
             subscribers: vec![],
         }
-        .event("incoming/sample.txt", 42, true, region),
+        .event(
+            "incoming/sample.txt",
+            Some((42, "9e107d9d372bb6826bd81d3542a419d6")),
+            region,
+        ),
         "topic" => json!({ "Records": [{
             "EventSource": "aws:sns",
             "EventVersion": "1.0",

@@ -388,16 +388,14 @@ fn s3(
             } else {
                 body.to_vec()
             };
-            if let Some(dir) = file.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            if let Err(e) = std::fs::write(&file, &data) {
+            if let Err(e) = bucket.put(&file, &data) {
                 return xml_error(500, "InternalError", &e.to_string());
             }
-            bucket.notify(key, data.len() as u64, true, &s.region);
+            let etag = super::queue::md5_hex(&data);
+            bucket.notify(key, Some((data.len() as u64, &etag)), &s.region);
             Response::builder()
                 .status(200)
-                .header("etag", format!("\"{}\"", md5_bytes(&data)))
+                .header("etag", format!("\"{etag}\""))
                 .body(Body::empty())
                 .unwrap_or_else(|_| StatusCode::OK.into_response())
         }
@@ -405,7 +403,7 @@ fn s3(
             Ok(data) => {
                 let b = Response::builder()
                     .status(200)
-                    .header("etag", format!("\"{}\"", md5_bytes(&data)))
+                    .header("etag", format!("\"{}\"", super::queue::md5_hex(&data)))
                     .header("content-length", data.len())
                     .header("last-modified", "Thu, 01 Jan 2026 00:00:00 GMT")
                     .header("content-type", "application/octet-stream");
@@ -422,20 +420,12 @@ fn s3(
         },
         Method::DELETE => {
             if std::fs::remove_file(&file).is_ok() {
-                bucket.notify(key, 0, false, &s.region);
+                bucket.notify(key, None, &s.region);
             }
             StatusCode::NO_CONTENT.into_response()
         }
         _ => xml_error(405, "MethodNotAllowed", "not supported"),
     }
-}
-
-fn md5_bytes(data: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

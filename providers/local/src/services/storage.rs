@@ -62,10 +62,26 @@ impl Bucket {
         out
     }
 
-    /// Notifies subscribers of a created or removed object.
-    pub fn notify(&self, key: &str, size: u64, created: bool, region: &str) {
+    /// Stores an object the way S3 does, whole or not at all: readers and listings see the old
+    /// object or the new one, never a partly written file. The bytes go to a temporary file
+    /// beside the bucket's folder (so that listings never show it) and are renamed into place.
+    pub fn put(&self, file: &Path, data: &[u8]) -> std::io::Result<()> {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let parent = self.dir.parent().unwrap_or(&self.dir);
+        let tmp = parent.join(format!(".put-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&tmp, data)?;
+        std::fs::rename(&tmp, file).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Notifies subscribers of a created (with its size and ETag) or removed object.
+    pub fn notify(&self, key: &str, created: Option<(u64, &str)>, region: &str) {
+        let is_created = created.is_some();
         for s in &self.subscribers {
-            if (created && !s.created) || (!created && !s.removed) {
+            if (is_created && !s.created) || (!is_created && !s.removed) {
                 continue;
             }
             if s.prefix
@@ -77,7 +93,7 @@ impl Bucket {
             {
                 continue;
             }
-            let e = self.event(key, size, created, region);
+            let e = self.event(key, created, region);
             let pool = s.pool.clone();
             tokio::spawn(async move {
                 let _ = pool
@@ -88,16 +104,17 @@ impl Bucket {
     }
 
     /// The S3 notification event.
-    pub fn event(&self, key: &str, size: u64, created: bool, region: &str) -> Value {
+    pub fn event(&self, key: &str, created: Option<(u64, &str)>, region: &str) -> Value {
+        let (size, etag) = created.unwrap_or((0, ""));
         let now = chrono::Utc::now();
         let sequencer = format!("{:016X}", now.timestamp_nanos_opt().unwrap_or(0));
         crate::records::s3_event(&crate::records::ObjectChange {
             bucket: &self.name,
             bucket_arn: &format!("arn:aws:s3:::{}", self.name),
             key,
-            created,
+            created: created.is_some(),
             size,
-            etag: &crate::records::md5_hex(key),
+            etag,
             sequencer: &sequencer,
             time: &crate::records::now_millis(),
             principal: "ferry-local",
