@@ -1187,16 +1187,21 @@ fn framework_with_env(
             c
         }
     };
-    let child = cmd
-        .current_dir(source)
-        .env("FERRY_FUNCTION", function)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the Functions Framework starts");
+    let mut child = Process(
+        cmd.current_dir(source)
+            .env("FERRY_FUNCTION", function)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the Functions Framework starts"),
+    );
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // Exited (the port taken meanwhile, a broken source): say so rather than time out.
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("the {runtime} Functions Framework for {function} exited with {status}");
+        }
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the Functions Framework did not listen on {port}"
@@ -1204,7 +1209,7 @@ fn framework_with_env(
         std::thread::sleep(Duration::from_millis(50));
     }
     Framework {
-        _child: Process(child),
+        _child: child,
         url: format!("http://127.0.0.1:{port}"),
     }
 }
