@@ -92,7 +92,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             println!("{}", serde_json::json!({ "gateway": format!("http://{}", dev.gateway), "aws": format!("http://{}", dev.aws) }));
         }
         if !g.quiet {
-            eprintln!("{}", dev.describe());
+            ferry_local::log::say(&dev.describe());
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let _watcher = if a.watch { watch(&service_dir, tx) } else { None };
@@ -112,15 +112,15 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                     // Rust functions are rebuilt in place first; a failed build keeps the
                     // running workers.
                     if let Err(e) = build_rust(&loaded.service, &service_dir) {
-                        eprintln!("ferry: rebuild failed, keeping the running workers: {e}");
+                        ferry_local::log::say(&format!("ferry: rebuild failed, keeping the running workers: {e}"));
                         continue;
                     }
                     dev.reload();
-                    eprintln!("ferry: {shown} changed; workers restart on the next request");
+                    ferry_local::log::say(&format!("ferry: {shown} changed; workers restart on the next request"));
                 }
             }
         }
-        eprintln!("ferry: stopping");
+        ferry_local::log::say("ferry: stopping");
         dev.shutdown();
         Ok(Exit::Ok)
     })

@@ -9,6 +9,7 @@
 pub mod events;
 pub mod gateway;
 pub mod hosted;
+pub mod log;
 pub mod pool;
 pub mod records;
 pub mod routes;
@@ -22,6 +23,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ferry_core::model::{injected_env_name, EnvValue, ResourceKind, Runtime, Service, Trigger};
+pub use log::Log;
 use pool::{Pool, Spec};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -53,84 +55,6 @@ pub struct DevOptions {
     pub color: bool,
     /// Rust binaries, by function name (built by the caller).
     pub binaries: BTreeMap<String, PathBuf>,
-}
-
-/// Log output: function lines prefixed with the function's name.
-#[derive(Clone)]
-pub struct Log {
-    color: bool,
-}
-
-impl Log {
-    /// A logger.
-    pub fn new(color: bool) -> Self {
-        Log { color }
-    }
-    fn paint(&self, name: &str) -> String {
-        if !self.color {
-            return format!("[{name}]");
-        }
-        let hue = 31
-            + (name
-                .bytes()
-                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
-                % 6);
-        format!("\x1b[{hue}m[{name}]\x1b[0m")
-    }
-    /// A line a function printed.
-    pub fn function_line(&self, name: &str, line: &str, _stderr: bool) {
-        // Logs go to stderr (stdout carries `--format json` output); a closed stream is no
-        // reason to stop serving.
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "{} {line}", self.paint(name));
-    }
-    /// `START` line of an invocation, as Lambda logs it.
-    pub fn start(&self, name: &str, id: &str) {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{} START RequestId: {id} Version: $LATEST",
-            self.paint(name)
-        );
-    }
-    /// `END` and `REPORT` lines of an invocation.
-    pub fn report(&self, name: &str, id: &str, took: Duration, memory: u32, max_used: Option<u64>) {
-        use std::io::Write;
-        let ms = took.as_secs_f64() * 1000.0;
-        let used = max_used.map_or_else(|| "n/a".to_owned(), |m| format!("{m} MB"));
-        let p = self.paint(name);
-        let _ = write!(
-            std::io::stderr().lock(),
-            "{p} END RequestId: {id}\n{p} REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory} MB\tMax Memory Used: {used}\n",
-            ms.ceil() as u64
-        );
-    }
-    /// A note from ferry about a function.
-    pub fn note(&self, name: &str, msg: &str) {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{} ferry: {msg}",
-            self.paint(name)
-        );
-    }
-    /// An init error, reported once per code version.
-    pub fn init_error(&self, name: &str, body: &str) {
-        let detail = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                Some(format!(
-                    "{}: {}",
-                    v["errorType"].as_str()?,
-                    v["errorMessage"].as_str().unwrap_or("")
-                ))
-            })
-            .unwrap_or_else(|| body.to_owned());
-        eprintln!(
-            "{} ferry: the function failed to start: {detail}",
-            self.paint(name)
-        );
-    }
 }
 
 /// Why `ferry dev` could not start.
@@ -247,7 +171,7 @@ impl Dev {
         Some(pool.invoke(payload, uuid::Uuid::new_v4().to_string()).await)
     }
 
-    /// Stops every worker.
+    /// Stops every worker and writes out the log lines still queued.
     pub fn shutdown(self) {
         for p in self.app.pools.values() {
             p.shutdown();
@@ -255,6 +179,7 @@ impl Dev {
         for t in self.tasks {
             t.abort();
         }
+        log::flush();
     }
 
     /// Retires every worker so that the next request runs the current code.
