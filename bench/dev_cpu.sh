@@ -27,5 +27,5 @@ echo "$out" | grep -E "Requests/sec| 50%| 99%"
 reqs="$(echo "$out" | awk '/requests in/ {print $1}')"
 join <(echo "$before" | sort) <(echo "$after" | sort) | while read -r p a b; do
     us=$(( (b - a) * 1000000 / tick / reqs ))
-    [ "$us" -gt 0 ] && echo "pid $p $(cat "/proc/$p/comm" 2>/dev/null) ${us} us/request"
+    if [ "$us" -gt 0 ]; then echo "pid $p $(cat "/proc/$p/comm" 2>/dev/null) ${us} us/request"; fi
 done

@@ -6,8 +6,8 @@
 //! stderr was a system call per formatted piece (about 20 per invocation, a fifth of the
 //! gateway's CPU under load). The writer thread wakes on a line, waits a few milliseconds
 //! for more and writes them all with one system call, so a busy runtime pays one wake-up and
-//! one write per batch, and a line still shows within milliseconds. The queue is bounded: a stalled stderr eventually slows
-//! the runtime down instead of filling memory.
+//! one write per batch, and a line still shows within milliseconds. The queue is bounded: a
+//! stalled stderr eventually slows the runtime down instead of filling memory.
 
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
