@@ -1101,6 +1101,62 @@ fn node_extra_ca_certs_comes_only_from_the_manifest() {
     assert_eq!(get("/own"), "/etc/ssl/certs/ca-certificates.crt");
 }
 
+/// ferry's own shims reach their Runtime API on a Unix socket in the temporary folder, one per
+/// worker; a worker that dies takes its socket file with it, and its replacement gets a new one.
+#[test]
+fn shim_workers_get_a_unix_socket_that_goes_with_them() {
+    let dir = service(
+        "service: sockets\nprovider:\n  runtime: nodejs22\nfunctions:\n  api:\n    handler: app.handler\n    triggers:\n      - http: GET /api\n",
+        &[(
+            "app.js",
+            "exports.handler = async (event) => {\n  if (event.rawQueryString === 'die') process.exit(3);\n  return { statusCode: 200, body: `${process.pid} ${process.env._FERRY_RUNTIME_API_SOCKET ?? 'hidden'} ${process.env.AWS_LAMBDA_RUNTIME_API}` };\n};\n",
+        )],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = dev_with_env(
+        dir.path(),
+        &["--no-watch"],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+    );
+    let sockets = || {
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ferry-") && n.ends_with(".sock"))
+            .collect();
+        names.sort();
+        names
+    };
+    let c = client();
+    let get = |q: &str| c.get(format!("{}/api?{q}", dev.gateway)).send().unwrap();
+    let first = get("").text().unwrap();
+    let parts: Vec<&str> = first.split(' ').collect();
+    assert_eq!(
+        parts[1], "hidden",
+        "the function does not see the socket: {first}"
+    );
+    assert!(
+        parts[2].starts_with("127.0.0.1:") && parts[2][10..].parse::<u16>().is_ok(),
+        "AWS_LAMBDA_RUNTIME_API stays a bare host:port: {first}"
+    );
+    let before = sockets();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(get("die").status(), 502);
+    let second = get("").text().unwrap();
+    assert_ne!(
+        first.split(' ').next(),
+        second.split(' ').next(),
+        "a new worker"
+    );
+    let after = sockets();
+    assert_eq!(
+        after.len(),
+        1,
+        "the dead worker's socket is gone: {after:?}"
+    );
+    assert_ne!(before, after);
+}
+
 /// Messages for the queue-worker example's `worker`: two it takes, three it reports failed.
 const WORKER_MESSAGES: [&str; 5] = [
     r#"{"task":"sum","payload":{"numbers":[1,2,3]}}"#,

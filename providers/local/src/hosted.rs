@@ -106,6 +106,7 @@ pub fn load(
             concurrency,
             arn: format!("{platform}:functions:{function}"),
             memory: entry["memory"].as_u64().unwrap_or(128) as u32,
+            local_socket: false,
         };
         pools.insert(function, Pool::new(spec, log.clone()));
     }

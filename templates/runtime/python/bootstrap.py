@@ -7,7 +7,8 @@ Serves one function's handler in a warm worker process over the AWS Lambda Runti
 
 Environment: AWS_LAMBDA_RUNTIME_API (host:port, required), _HANDLER, LAMBDA_TASK_ROOT (default:
 cwd), AWS_LAMBDA_FUNCTION_NAME / _VERSION / _MEMORY_SIZE, AWS_LAMBDA_LOG_GROUP_NAME /
-_LOG_STREAM_NAME, AWS_LAMBDA_LOG_LEVEL. Standard library only, Python 3.9+. Handler resolution,
+_LOG_STREAM_NAME, AWS_LAMBDA_LOG_LEVEL; _FERRY_RUNTIME_API_SOCKET (optional: a Unix socket that
+serves the same Runtime API, see the README). Standard library only, Python 3.9+. Handler resolution,
 the context object, error shapes and logging follow awslambdaric; templates/runtime/README.md
 lists each choice and where it departs from AWS.
 
@@ -26,6 +27,7 @@ import traceback
 from urllib.parse import quote
 
 API = "/2018-06-01/runtime"
+NEXT = API + "/invocation/next"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 _SHIM_FILE = os.path.abspath(__file__)
 _IMPORTLIB_FILE = os.path.abspath(importlib.__file__)
@@ -78,10 +80,12 @@ class RuntimeClient:
     body): http.client costs several hundred microseconds per exchange, and every invocation
     needs two (GET /next, POST /response)."""
 
-    def __init__(self, address):
+    def __init__(self, address, unix=None):
         self.address = address
         host, _, port = address.rpartition(":")
         self._hostport = (host.strip("[]") or "127.0.0.1", int(port or 80))
+        # ferry dev also serves the Runtime API on a Unix socket, cheaper than loopback TCP.
+        self._unix = unix or None
         self._sock = None
         self._buf = b""
         self._reused = False
@@ -137,7 +141,7 @@ class RuntimeClient:
         self._buf = self._buf[pos + length:]
         return status, headers, body
 
-    def _request(self, method, path, body=None, headers=None):
+    def _request_bytes(self, method, path, body=None, headers=None):
         if isinstance(body, str):
             body = body.encode("utf-8")
         head = [method, " ", path, " HTTP/1.1\r\nHost: ", self.address, "\r\n"]
@@ -146,30 +150,46 @@ class RuntimeClient:
         if body is not None:
             head += ["Content-Length: ", str(len(body)), "\r\n"]
         head.append("\r\n")
-        data = "".join(head).encode("latin-1") + (body or b"")
+        return "".join(head).encode("latin-1") + (body or b"")
+
+    def _exchange(self, requests):
+        """Sends the requests back to back (HTTP/1.1 pipelining) and reads their responses, in
+        order: a list of (response, body)."""
+        answers = []
         while True:
             if self._sock is None:
                 # No timeout: GET /next is a long poll that lasts until an event arrives.
-                self._sock = socket.create_connection(self._hostport)
-                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._unix is not None:
+                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        self._sock.connect(self._unix)
+                    except OSError:
+                        self._sock.close()
+                        self._sock = None
+                        raise
+                else:
+                    self._sock = socket.create_connection(self._hostport)
+                    self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._reused = False
-            reused = self._reused
+            reused, before = self._reused, len(answers)
             try:
-                self._sock.sendall(data)
-                status, response_headers, payload = self._read_response()
+                self._sock.sendall(b"".join(requests[len(answers):]))
+                while len(answers) < len(requests):
+                    status, response_headers, payload = self._read_response()
+                    answers.append((_Response(status, response_headers), payload))
+                    self._reused = True
             except (OSError, ValueError, IndexError) as e:
                 self._close()
-                # A kept-alive connection the server closed while it sat idle fails before the
-                # request was processed: retry once on a new connection. A new one that fails
-                # means the Runtime API is gone.
-                if reused:
+                # A request left unanswered when the connection closes was never processed
+                # (responses come in order): a kept-alive connection the server closed while it
+                # sat idle, or right after a response. Send it once more on a new connection. A
+                # new one that answers nothing means the Runtime API is gone.
+                if reused or len(answers) > before:
                     continue
                 raise ConnectionError(str(e))
-            self._reused = True
-            return _Response(status, response_headers), payload
+            return answers
 
-    def next(self):
-        response, body = self._request("GET", API + "/invocation/next")
+    def _next_event(self, response, body):
         if response.status == 410:
             # ferry answers 410 Gone when it shuts the worker's Runtime API down: a normal end.
             raise SystemExit(0)
@@ -179,23 +199,36 @@ class RuntimeClient:
             )
         return response.headers, body
 
-    def _post(self, path, body, content_type, error_type=None):
+    def next(self):
+        """The next invocation: (headers, body)."""
+        return self._next_event(*self._exchange([self._request_bytes("GET", NEXT)])[0])
+
+    def _post(self, path, body, content_type, error_type=None, then_next=False):
         headers = {"Content-Type": content_type}
         if error_type is not None:
             headers[ERROR_TYPE_HEADER] = _header_value(error_type)
-        response, answer = self._request("POST", path, body, headers)
+        requests = [self._request_bytes("POST", path, body, headers)]
+        if then_next:
+            # The next GET /next goes out with the answer: one write and one wait fewer.
+            requests.append(self._request_bytes("GET", NEXT))
+        answers = self._exchange(requests)
+        response, answer = answers[0]
         if not 200 <= response.status <= 299:
             sys.stderr.write(
                 "ferry runtime: POST %s was refused with %d: %s\n"
                 % (path, response.status, answer.decode("utf-8", "replace"))
             )
+        return self._next_event(*answers[1]) if then_next else None
 
     def post_response(self, request_id, body, content_type):
-        self._post(API + "/invocation/" + quote(request_id, safe="") + "/response", body, content_type)
+        """Answers an invocation; returns the next one, (headers, body)."""
+        path = API + "/invocation/" + quote(request_id, safe="") + "/response"
+        return self._post(path, body, content_type, then_next=True)
 
     def post_error(self, request_id, error):
+        """Fails an invocation; returns the next one, (headers, body)."""
         path = API + "/invocation/" + quote(request_id, safe="") + "/error"
-        self._post(path, _error_json(error), "application/json", "Unhandled")
+        return self._post(path, _error_json(error), "application/json", "Unhandled", True)
 
     def post_init_error(self, error):
         self._post(API + "/init/error", _error_json(error), "application/json", error["errorType"])
@@ -490,8 +523,8 @@ def setup_logging():
 def serve(client, handler):
     global _request_id
     environ = os.environ
+    headers, body = client.next()
     while True:
-        headers, body = client.next()
         request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
         if not request_id:
             raise RuntimeError("GET /invocation/next answered without Lambda-Runtime-Aws-Request-Id")
@@ -511,10 +544,10 @@ def serve(client, handler):
         except Exception as e:
             error = error_from_exception(e, request_id)
         else:
-            client.post_response(request_id, payload, content_type)
+            headers, body = client.post_response(request_id, payload, content_type)
             continue
         log_error(error)
-        client.post_error(request_id, error)
+        headers, body = client.post_error(request_id, error)
 
 
 def main():
@@ -533,7 +566,8 @@ def main():
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != shim_dir]
     sys.path.insert(0, task_root)
 
-    client = RuntimeClient(address)
+    # Removed from the environment before the function loads: it sees Lambda's.
+    client = RuntimeClient(address, os.environ.pop("_FERRY_RUNTIME_API_SOCKET", None))
     setup_logging()
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))

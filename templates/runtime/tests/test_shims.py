@@ -15,6 +15,8 @@ import os
 import queue
 import re
 import shutil
+import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
@@ -43,7 +45,7 @@ class FakeRuntimeAPI:
     """Hands out queued events on GET /invocation/next (a long poll, with the real headers) and
     records every /response, /error and /init/error post."""
 
-    def __init__(self, drop_connections=False):
+    def __init__(self, drop_connections=False, unix=False):
         self.drop_connections = drop_connections
         self.events = queue.Queue()
         self.cond = threading.Condition()
@@ -53,6 +55,9 @@ class FakeRuntimeAPI:
         self.init_errors = []  # (headers, body)
         self.next_calls = 0
         self.connections = set()  # one (host, port) per TCP connection a shim opened
+        self.transports = set()  # "tcp", "unix": where requests arrived
+        self.posts = 0  # answers (/response, /error) received
+        self.pipelined = 0  # answers that arrived with the next request already behind them
         self.closed = False
         self.gone = False  # answer 410 Gone to /next, as ferry does when it shuts down
         api = self
@@ -78,10 +83,22 @@ class FakeRuntimeAPI:
                     super().handle_error(request, client_address)
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self.servers = [self.server]
+        # The same API on a Unix socket, as `ferry dev` also serves it (_FERRY_RUNTIME_API_SOCKET).
+        self.socket_dir = self.socket_path = None
+        if unix:
+
+            class UnixServer(socketserver.ThreadingUnixStreamServer):
+                daemon_threads = True
+                handle_error = Server.handle_error
+
+            self.socket_dir = tempfile.mkdtemp(prefix="ferry-shim-sock-")
+            self.socket_path = os.path.join(self.socket_dir, "api.sock")
+            self.servers.append(UnixServer(self.socket_path, Handler))
+        for server in self.servers:
+            threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            ).start()
 
     @property
     def address(self):
@@ -89,8 +106,19 @@ class FakeRuntimeAPI:
 
     def close(self):
         self.closed = True
-        self.server.shutdown()
-        self.server.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def _seen(self, req):
+        """Records where a request arrived (under self.cond)."""
+        if req.server is self.server:
+            self.connections.add(req.client_address)
+            self.transports.add("tcp")
+        else:
+            self.transports.add("unix")
 
     def push(self, event=None, body=None, headers=None, request_id=None):
         """Queues one invocation; returns its request id."""
@@ -129,7 +157,7 @@ class FakeRuntimeAPI:
             return
         with self.cond:
             self.next_calls += 1
-            self.connections.add(req.client_address)
+            self._seen(req)
         while True:
             if self.gone:
                 answer = b"shutting down"
@@ -138,13 +166,23 @@ class FakeRuntimeAPI:
                 req.end_headers()
                 req.wfile.write(answer)
                 return
+            # A shim pipelines GET /next behind its answer, so a worker a test has stopped can
+            # leave one waiting here: it must not take the next test worker's event.
+            if _peer_gone(req.connection):
+                req.close_connection = True
+                return
             try:
                 request_id, headers, body = self.events.get(timeout=0.05)
-                break
             except queue.Empty:
                 if self.closed:
                     req.close_connection = True
                     return
+                continue
+            if _peer_gone(req.connection):
+                self.events.put((request_id, headers, body))
+                req.close_connection = True
+                return
+            break
         req.send_response(200)
         for name, value in headers.items():
             req.send_header(name, value)
@@ -156,8 +194,12 @@ class FakeRuntimeAPI:
         body = req.rfile.read(int(req.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in req.headers.items()}
         match = re.fullmatch(API + r"/invocation/([^/]+)/(response|error)", req.path)
+        pipelined = _buffered(req)
         with self.cond:
-            self.connections.add(req.client_address)
+            self._seen(req)
+            if match:
+                self.posts += 1
+                self.pipelined += pipelined
             if req.path == API + "/init/error":
                 self.init_errors.append((headers, body))
                 status = 202
@@ -184,6 +226,29 @@ class FakeRuntimeAPI:
             req.close_connection = True
 
 
+def _peer_gone(sock):
+    """Whether the client closed its end of the connection (a read would see end of file)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+def _buffered(req):
+    """Whether the client has already sent more than the request being handled (pipelining):
+    bytes in the handler's read buffer or in the socket, looked at without blocking."""
+    sock = req.connection
+    sock.setblocking(False)
+    try:
+        return bool(req.rfile.peek(1))
+    except (BlockingIOError, OSError):
+        return False
+    finally:
+        sock.setblocking(True)
+
+
 class Worker:
     """A shim running as a subprocess, its output captured in files."""
 
@@ -195,6 +260,7 @@ class Worker:
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "AWS_LAMBDA_RUNTIME_API": api.address,
+            **({"_FERRY_RUNTIME_API_SOCKET": api.socket_path} if api.socket_path else {}),
             "_HANDLER": handler,
             "LAMBDA_TASK_ROOT": task_root,
             "AWS_LAMBDA_FUNCTION_NAME": "ferry-test",
@@ -885,6 +951,56 @@ class ShimSourceTest(unittest.TestCase):
     def test_python_shim_is_python_3_9_syntax(self):
         with open(PYTHON_SHIM) as f:
             ast.parse(f.read(), PYTHON_SHIM, feature_version=(3, 9))
+
+
+class UnixSocketTest(ShimTestCase):
+    """`ferry dev` serves each shim's Runtime API on a Unix socket as well: the shims use it, hide
+    it from the handler, and send each answer with the next GET /next behind it."""
+
+    def setUp(self):
+        super().setUp()
+        self.api.close()
+        self.api = FakeRuntimeAPI(unix=True)
+
+    def check(self, worker):
+        for n in (1, 2, 3):
+            seen, _ = self.respond(worker, {"n": n})
+            self.assertEqual(seen, {"n": n, "socket": None, "api": self.api.address})
+        self.assertEqual(self.api.transports, {"unix"}, worker.output())
+        self.assertEqual(self.api.posts, 3)
+        self.assertEqual(self.api.pipelined, 3, "each answer is followed by GET /next at once")
+
+    @unittest.skipUnless(NODE, "node is not installed (set $NODE)")
+    def test_node_uses_the_socket_and_hides_it(self):
+        self.command = [NODE, NODE_SHIM]
+        self.write(
+            "h.js",
+            """
+            exports.handler = async (event) => ({
+              n: event.n,
+              socket: process.env._FERRY_RUNTIME_API_SOCKET ?? null,
+              api: process.env.AWS_LAMBDA_RUNTIME_API,
+            });
+            """,
+        )
+        self.check(self.start("h.handler"))
+
+    def test_python_uses_the_socket_and_hides_it(self):
+        self.command = [PYTHON, PYTHON_SHIM]
+        self.write(
+            "h.py",
+            """
+            import os
+
+            def handler(event, context):
+                return {
+                    "n": event["n"],
+                    "socket": os.environ.get("_FERRY_RUNTIME_API_SOCKET"),
+                    "api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+                }
+            """,
+        )
+        self.check(self.start("h.handler"))
 
 
 if __name__ == "__main__":
