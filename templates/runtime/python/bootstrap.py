@@ -437,12 +437,16 @@ def unmarshal_event(body, content_type):
         raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: %s" % e)
 
 
+# What json.dumps(result, default=_json_default) builds on every call, built once.
+_ENCODER = json.JSONEncoder(default=_json_default)
+
+
 def marshal_result(result):
     """The response body and its content type."""
     if isinstance(result, bytes):
         return result, "application/unknown"
     try:
-        return json.dumps(result, default=_json_default).encode(), "application/json"
+        return _ENCODER.encode(result).encode(), "application/json"
     except (TypeError, ValueError, OverflowError) as e:
         raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: %s" % e)
 
