@@ -48,6 +48,10 @@ pub struct Shared {
     init_error: Mutex<Option<Bytes>>,
     /// Signalled when the worker first asks for an invocation (its init is done).
     pub ready: tokio::sync::Notify,
+    /// Called when the worker answers an invocation (response or error), before the answer
+    /// is acknowledged: the pool gives the worker its next invocation here (and says whether
+    /// it did), so that a `GET /next` pipelined behind the answer finds it at once.
+    on_answer: std::sync::OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Shared {
@@ -60,6 +64,7 @@ impl Shared {
                 pending: Mutex::new(HashMap::new()),
                 init_error: Mutex::new(None),
                 ready: tokio::sync::Notify::new(),
+                on_answer: std::sync::OnceLock::new(),
             }),
             tx,
         )
@@ -91,14 +96,33 @@ impl Shared {
         }
     }
 
-    fn finish(&self, id: &str, outcome: Outcome) -> bool {
-        match self.pending.lock().expect("pending lock").remove(id) {
-            Some(tx) => {
-                let _ = tx.send(outcome);
-                true
+    /// Sets what runs when the worker answers an invocation (once).
+    pub fn on_answer(&self, f: Box<dyn Fn() -> bool + Send + Sync>) {
+        let _ = self.on_answer.set(f);
+    }
+
+    /// Takes back where the outcome of an invocation not answered yet was to go.
+    pub fn forget(&self, id: &str) -> Option<oneshot::Sender<Outcome>> {
+        self.pending.lock().expect("pending lock").remove(id)
+    }
+
+    /// Delivers an invocation's outcome; false for an id not in flight.
+    async fn finish(&self, id: &str, outcome: Outcome) -> bool {
+        let Some(tx) = self.forget(id) else {
+            return false;
+        };
+        if tx.send(outcome).is_ok() {
+            let handed_over = self.on_answer.get().is_some_and(|f| f());
+            if !handed_over {
+                // Nothing was queued for the worker at this instant, but requests read in
+                // the same turn of the event loop may be about to queue. One yield lets them,
+                // and lets the task that ran this invocation wrap it up: it gives the worker
+                // the oldest queued invocation before the `202` goes out, so the pipelined
+                // `GET /next` still finds it ready. Without load this costs one task poll.
+                tokio::task::yield_now().await;
             }
-            None => false,
         }
+        true
     }
 }
 
@@ -159,7 +183,7 @@ fn unknown(id: &str) -> Response {
 }
 
 async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
-    if s.finish(&id, Outcome::Response(body)) {
+    if s.finish(&id, Outcome::Response(body)).await {
         accepted()
     } else {
         unknown(&id)
@@ -167,7 +191,7 @@ async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: By
 }
 
 async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
-    if s.finish(&id, Outcome::Error(body)) {
+    if s.finish(&id, Outcome::Error(body)).await {
         accepted()
     } else {
         unknown(&id)
@@ -182,4 +206,24 @@ async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         let _ = tx.send(Outcome::InitError(body.take().unwrap_or_default()));
     }
     accepted()
+}
+
+/// Serves a worker's Runtime API on `listener` until the task is dropped: HTTP/1.1 with
+/// pipelined responses flushed together (hyper's `pipeline_flush`), which `axum::serve`
+/// does not offer.
+pub async fn serve<L>(mut listener: L, app: Router)
+where
+    L: axum::serve::Listener,
+    L::Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    loop {
+        let (io, _) = listener.accept().await;
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .pipeline_flush(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                .await;
+        });
+    }
 }
