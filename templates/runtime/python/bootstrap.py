@@ -19,8 +19,10 @@ import http.client
 import socket
 import importlib
 import json
+import json.scanner
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -58,13 +60,6 @@ class FaultException(Exception):
 # --- the Runtime API client ----------------------------------------------------------------
 
 
-class _Headers(dict):
-    """Response headers, looked up without regard to case."""
-
-    def get(self, name, default=None):
-        return dict.get(self, name.lower(), default)
-
-
 class _Response(object):
     __slots__ = ("status", "headers")
 
@@ -89,6 +84,8 @@ class RuntimeClient:
         self._sock = None
         self._buf = b""
         self._reused = False
+        # The same bytes every time.
+        self._next_request = ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (NEXT, address)).encode("latin-1")
 
     def _close(self):
         if self._sock is not None:
@@ -106,18 +103,18 @@ class RuntimeClient:
         self._buf += chunk
 
     def _read_response(self):
-        while True:
-            end = self._buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
+        """The next response: (status, headers with lower-case names, body)."""
+        end = self._buf.find(b"\r\n\r\n")
+        while end < 0:
             self._fill()
+            end = self._buf.find(b"\r\n\r\n")
         lines = self._buf[:end].decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = _Headers()
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
         for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
+            # A name has no spaces (RFC 9110), so only the value needs trimming.
+            name, _, value = line.partition(":")
+            headers[name.lower()] = value.strip()
         pos = end + 4
         if "chunked" in headers.get("transfer-encoding", ""):
             parts = []
@@ -134,23 +131,25 @@ class RuntimeClient:
                     return status, headers, b"".join(parts)
                 parts.append(self._buf[line_end + 2:line_end + 2 + size])
                 pos = line_end + 2 + size + 2
-        length = int(headers.get("content-length", "0") or 0)
+        length = int(headers.get("content-length") or 0)
         while len(self._buf) < pos + length:
             self._fill()
         body = self._buf[pos:pos + length]
         self._buf = self._buf[pos + length:]
         return status, headers, body
 
-    def _request_bytes(self, method, path, body=None, headers=None):
+    def _post_bytes(self, path, body, content_type, error_type=None):
         if isinstance(body, str):
             body = body.encode("utf-8")
-        head = [method, " ", path, " HTTP/1.1\r\nHost: ", self.address, "\r\n"]
-        for name, value in (headers or {}).items():
-            head += [name, ": ", value, "\r\n"]
-        if body is not None:
-            head += ["Content-Length: ", str(len(body)), "\r\n"]
-        head.append("\r\n")
-        return "".join(head).encode("latin-1") + (body or b"")
+        extra = "" if error_type is None else "%s: %s\r\n" % (ERROR_TYPE_HEADER, error_type)
+        head = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n%sContent-Length: %d\r\n\r\n" % (
+            path,
+            self.address,
+            content_type,
+            extra,
+            len(body),
+        )
+        return head.encode("latin-1") + body
 
     def _exchange(self, requests):
         """Sends the requests back to back (HTTP/1.1 pipelining) and reads their responses, in
@@ -201,16 +200,15 @@ class RuntimeClient:
 
     def next(self):
         """The next invocation: (headers, body)."""
-        return self._next_event(*self._exchange([self._request_bytes("GET", NEXT)])[0])
+        return self._next_event(*self._exchange([self._next_request])[0])
 
     def _post(self, path, body, content_type, error_type=None, then_next=False):
-        headers = {"Content-Type": content_type}
         if error_type is not None:
-            headers[ERROR_TYPE_HEADER] = _header_value(error_type)
-        requests = [self._request_bytes("POST", path, body, headers)]
+            error_type = _header_value(error_type)
+        requests = [self._post_bytes(path, body, content_type, error_type)]
         if then_next:
             # The next GET /next goes out with the answer: one write and one wait fewer.
-            requests.append(self._request_bytes("GET", NEXT))
+            requests.append(self._next_request)
         answers = self._exchange(requests)
         response, answer = answers[0]
         if not 200 <= response.status <= 299:
@@ -222,16 +220,24 @@ class RuntimeClient:
 
     def post_response(self, request_id, body, content_type):
         """Answers an invocation; returns the next one, (headers, body)."""
-        path = API + "/invocation/" + quote(request_id, safe="") + "/response"
+        path = API + "/invocation/" + _path_segment(request_id) + "/response"
         return self._post(path, body, content_type, then_next=True)
 
     def post_error(self, request_id, error):
         """Fails an invocation; returns the next one, (headers, body)."""
-        path = API + "/invocation/" + quote(request_id, safe="") + "/error"
+        path = API + "/invocation/" + _path_segment(request_id) + "/error"
         return self._post(path, _error_json(error), "application/json", "Unhandled", True)
 
     def post_init_error(self, error):
         self._post(API + "/init/error", _error_json(error), "application/json", error["errorType"])
+
+
+# Characters a path segment carries as they are (RFC 3986 unreserved): request ids are UUIDs.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+\Z").match
+
+
+def _path_segment(text):
+    return text if _UNRESERVED(text) else quote(text, safe="")
 
 
 def _header_value(text):
@@ -363,24 +369,24 @@ class LambdaContext:
         self.function_name = _FUNCTION_NAME
         self.memory_limit_in_mb = _MEMORY_SIZE
         self.function_version = _FUNCTION_VERSION
-        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn")
-        self.tenant_id = headers.get("Lambda-Runtime-Aws-Tenant-Id")
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        self.tenant_id = headers.get("lambda-runtime-aws-tenant-id")
 
-        client_context = headers.get("Lambda-Runtime-Client-Context")
+        client_context = headers.get("lambda-runtime-client-context")
         if client_context:
             client_context = _parse_header_json(client_context, "Client Context")
         self.client_context = _from_dict(ClientContext, client_context or None)
         if self.client_context is not None:
             self.client_context.client = _from_dict(Client, self.client_context.client)
 
-        identity = headers.get("Lambda-Runtime-Cognito-Identity")
+        identity = headers.get("lambda-runtime-cognito-identity")
         identity = _parse_header_json(identity, "Cognito Identity") if identity else {}
         self.identity = CognitoIdentity()
         self.identity.cognito_identity_id = identity.get("cognitoIdentityId")
         self.identity.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
 
         try:
-            self._deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
+            self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms") or 0)
         except ValueError:
             self._deadline_ms = 0
 
@@ -427,10 +433,23 @@ def _json_default(value):
     raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
 
 
+# json.loads without its Python layers (encoding detection, decode(), raw_decode()): the C
+# scanner json.loads ends up in, called directly. Anything it does not take whole (other
+# encodings, surrounding whitespace, bad JSON) goes through json.loads as before.
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())
+
+
 def unmarshal_event(body, content_type):
     # AWS passes anything that is not JSON through as bytes.
     if content_type and not content_type.startswith("application/json"):
         return body
+    try:
+        text = body.decode("utf-8")
+        value, end = _SCAN(text, 0)
+        if end == len(text):
+            return value
+    except (UnicodeDecodeError, StopIteration, ValueError, RecursionError):
+        pass
     try:
         return json.loads(body)
     except ValueError as e:
@@ -529,11 +548,11 @@ def serve(client, handler):
     environ = os.environ
     headers, body = client.next()
     while True:
-        request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        request_id = headers.get("lambda-runtime-aws-request-id")
         if not request_id:
             raise RuntimeError("GET /invocation/next answered without Lambda-Runtime-Aws-Request-Id")
         _request_id = request_id
-        trace_id = headers.get("Lambda-Runtime-Trace-Id")
+        trace_id = headers.get("lambda-runtime-trace-id")
         if trace_id:
             environ["_X_AMZN_TRACE_ID"] = trace_id
         else:
@@ -541,7 +560,7 @@ def serve(client, handler):
 
         try:
             context = LambdaContext(request_id, headers)
-            event = unmarshal_event(body, headers.get("Content-Type"))
+            event = unmarshal_event(body, headers.get("content-type"))
             payload, content_type = marshal_result(handler(event, context))
         except FaultException as e:
             error = make_error(e.msg, e.error_type, e.trace, request_id)

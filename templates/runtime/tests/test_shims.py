@@ -887,6 +887,25 @@ class PythonShimTest(ShimTestCase):
         self.assertEqual(error["errorType"], "Runtime.UnmarshalError")
         self.assertEqual(self.respond(worker, [1])[0], [1])
 
+    def test_events_and_request_ids_off_the_fast_path(self):
+        # The shim parses a plain UTF-8 JSON event with the C scanner directly; anything else
+        # goes through json.loads, and a request id that is not a UUID is percent-encoded.
+        self.write("h.py", "def handle(event, context):\n    return [event, context.aws_request_id]\n")
+        worker = self.start("h.handle")
+        for body, event in [
+            (b' {"a": 1}\n', {"a": 1}),
+            (b'{"a": "\xc3\xa9"}  ', {"a": "\u00e9"}),
+            ('{"a": [1, 2]}'.encode("utf-16"), {"a": [1, 2]}),
+            (b"7", 7),
+        ]:
+            result, request_id = self.respond(worker, body=body)
+            self.assertEqual(result, [event, request_id], body)
+        for body in [b'{"a": 1} x', b"", b"{"]:
+            error, _ = self.fail_with(worker, body=body)
+            self.assertEqual(error["errorType"], "Runtime.UnmarshalError", body)
+        odd = "req/with space?and%"
+        self.assertEqual(self.respond(worker, {"b": 2}, request_id=odd)[0], [{"b": 2}, odd])
+
     def test_missing_module_is_one_init_error(self):
         worker = self.start("nowhere.handle")
         error = self.assert_init_error(worker, "Runtime.ImportModuleError")
