@@ -20,6 +20,8 @@ pub struct ArmError {
     pub status: Option<u16>,
     /// What Azure said (its `error.code: error.message`), or what failed.
     pub message: String,
+    /// Retrying cannot help (a request ferry refused to send).
+    pub fatal: bool,
 }
 
 impl std::fmt::Display for ArmError {
@@ -35,6 +37,7 @@ fn fail(message: impl Into<String>) -> ArmError {
     ArmError {
         status: None,
         message: message.into(),
+        fatal: false,
     }
 }
 
@@ -166,7 +169,10 @@ impl Arm {
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<Reply, ArmError> {
         if !allowed(&url) {
-            return Err(fail(format!("{url}: not https")));
+            return Err(ArmError {
+                fatal: true,
+                ..fail(format!("{url}: not https"))
+            });
         }
         let token = self
             .credential
@@ -211,6 +217,7 @@ impl Arm {
             return Err(ArmError {
                 status: Some(status),
                 message: format!("{method} {}: {message}", url.path()),
+                fatal: false,
             });
         }
         Ok(reply)
@@ -233,6 +240,7 @@ impl Arm {
                                 "operation {s}: {}",
                                 r.body["error"]["message"].as_str().unwrap_or("no details")
                             ),
+                            fatal: false,
                         })
                     }
                     _ => delay = r.retry_after.map(Duration::from_secs),

@@ -51,7 +51,7 @@ pub struct AzureProvider {
 }
 
 fn err(e: ArmError) -> ProviderError {
-    if e.message.contains("not https") {
+    if e.fatal {
         return ProviderError::fatal(e.to_string());
     }
     ProviderError::http(e.status, e.to_string())
@@ -519,5 +519,36 @@ impl AzureProvider {
         Err(ProviderError::retryable(format!(
             "the deployment of {site} did not finish"
         )))
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+    use crate::arm::StaticToken;
+
+    #[tokio::test]
+    async fn a_plain_http_url_is_refused_and_never_retried() {
+        let arm = Arm::new(
+            Url::parse("http://127.0.0.1:9/").expect("url"),
+            std::sync::Arc::new(StaticToken("test-token".into())),
+        )
+        .expect("a loopback base is allowed");
+        let e = arm
+            .send(
+                Method::Get,
+                Url::parse("http://example.com/subscriptions").expect("url"),
+                None,
+            )
+            .await
+            .expect_err("refused");
+        assert!(e.fatal, "{e}");
+        assert!(!err(e).retryable);
+        let e = ArmError {
+            status: None,
+            message: "the connection was reset".into(),
+            fatal: false,
+        };
+        assert!(err(e).retryable);
     }
 }

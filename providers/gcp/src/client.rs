@@ -62,6 +62,8 @@ pub struct ApiError {
     pub status: Option<u16>,
     /// Google's message (`error.message`), or what went wrong.
     pub message: String,
+    /// Retrying cannot help (a request ferry refused to send).
+    pub fatal: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -78,6 +80,7 @@ impl ApiError {
         ApiError {
             status: None,
             message: message.into(),
+            fatal: false,
         }
     }
 }
@@ -153,6 +156,19 @@ impl Client {
         })
     }
 
+    /// A client with a fixed token and `endpoint` for every API (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(endpoint: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            token: Token::Fixed("test-token".into()),
+            endpoint: Some(endpoint.to_owned()),
+            storage_endpoint: Some(endpoint.to_owned()),
+            poll: Duration::from_millis(1),
+            attempts: 6,
+        }
+    }
+
     /// The URL of `path` (`projects/p/topics/t`) in `api`.
     pub fn url(&self, api: Api, path: &str) -> String {
         let (host, version) = api.base();
@@ -191,9 +207,12 @@ impl Client {
             || url.starts_with("http://localhost")
             || url.starts_with("http://[::1]");
         if !url.starts_with("https://") && !loopback {
-            return Err(ApiError::new(format!(
-                "{url} is not https; ferry sends credentials only over https or to loopback"
-            )));
+            return Err(ApiError {
+                fatal: true,
+                ..ApiError::new(format!(
+                    "{url} is not https; ferry sends credentials only over https or to loopback"
+                ))
+            });
         }
         let token = self.bearer().await?;
         let mut delay = Duration::from_millis(500);
@@ -233,6 +252,7 @@ impl Client {
             last = ApiError {
                 status: Some(status),
                 message: format!("{method} {url}: {message}"),
+                fatal: false,
             };
             if !matches!(status, 408 | 429 | 500..=599) {
                 return Err(last);
@@ -270,6 +290,7 @@ impl Client {
                             "operation {name} failed: {}",
                             e["message"].as_str().unwrap_or("no message")
                         ),
+                        fatal: false,
                     });
                 }
                 return Ok(op.get("response").cloned().unwrap_or(Value::Null));

@@ -40,7 +40,7 @@ pub struct GcpProvider {
 }
 
 fn err(e: ApiError) -> ProviderError {
-    if e.message.contains("is not https") {
+    if e.fatal {
         return ProviderError::fatal(e.to_string());
     }
     ProviderError::http(e.status, e.to_string())
@@ -704,5 +704,39 @@ impl Provider for GcpProvider {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_plain_http_endpoint_is_refused_and_never_retried() {
+        let client = Client::for_tests("http://example.com");
+        let e = client
+            .send(
+                reqwest::Method::GET,
+                "http://example.com/v1/projects/p",
+                None,
+            )
+            .await
+            .expect_err("refused");
+        assert!(e.fatal, "{e}");
+        assert!(!err(e).retryable);
+        // Any other failure without an answer (here: a loopback port nobody listens on)
+        // is worth another try.
+        let mut client = Client::for_tests("http://127.0.0.1:9");
+        client.attempts = 1;
+        let e = client
+            .send(
+                reqwest::Method::GET,
+                "http://127.0.0.1:9/v1/projects/p",
+                None,
+            )
+            .await
+            .expect_err("nothing listens");
+        assert!(!e.fatal, "{e}");
+        assert!(err(e).retryable);
     }
 }
