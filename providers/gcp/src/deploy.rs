@@ -99,16 +99,15 @@ fn mask(body: &Value, skip: &[&str]) -> String {
 }
 
 fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, UNRESERVED_ONLY).to_string()
 }
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const UNRESERVED_ONLY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The project: `--project` (options), `GOOGLE_CLOUD_PROJECT`, `CLOUDSDK_CORE_PROJECT` (as
 /// gcloud sets it), then `provider.gcp.project`.
@@ -738,5 +737,18 @@ mod refusal_tests {
             .expect_err("nothing listens");
         assert!(!e.fatal, "{e}");
         assert!(err(e).retryable);
+    }
+}
+
+#[cfg(test)]
+mod enc_tests {
+    #[test]
+    fn only_unreserved_characters_stay_as_they_are() {
+        assert_eq!(super::enc("AZaz09-._~"), "AZaz09-._~");
+        assert_eq!(
+            super::enc("dir/file name+1.txt"),
+            "dir%2Ffile%20name%2B1.txt"
+        );
+        assert_eq!(super::enc("é?#&="), "%C3%A9%3F%23%26%3D");
     }
 }
