@@ -204,25 +204,6 @@ function bodyField(single, body) {
   return [body.toString('base64'), true];
 }
 
-// `/items/{id}` against `/items/a%20b` -> { id: 'a b' } (decoded, `+` kept, as the local runtime
-// gives them); null when it does not match.
-function matchPath(template, rawPath) {
-  const want = template.replace(/^\/+|\/+$/g, '').split('/');
-  const got = rawPath.replace(/^\/+|\/+$/g, '').split('/');
-  const out = {};
-  for (let i = 0; i < want.length; i++) {
-    const seg = want[i];
-    if (seg.startsWith('{') && seg.endsWith('+}')) {
-      out[seg.slice(1, -2)] = decodePath(got.slice(i).join('/'));
-      return out;
-    }
-    if (i >= got.length) return null;
-    if (seg.startsWith('{') && seg.endsWith('}')) out[seg.slice(1, -1)] = decodePath(got[i]);
-    else if (seg !== got[i]) return null;
-  }
-  return got.length === want.length ? out : null;
-}
-
 // `ferry dev`'s route table: segments split on `/` with empty ones dropped; literal segments beat
 // `{param}` segments, which beat a final `{proxy+}` (which needs at least one segment); exact
 // methods beat ANY.
@@ -230,6 +211,8 @@ function segments(p) {
   return p.split('/').filter((s) => s !== '');
 }
 
+// `/items/{id}` against `/items/a%20b` -> { id: 'a b' } (decoded, `+` kept, as `ferry dev` gives
+// them); null when it does not match.
 function routeMatches(template, rawPath) {
   const segs = segments(template);
   const parts = segments(rawPath);
@@ -330,7 +313,7 @@ function httpEvent(trigger, method, url, headers, body, params, requestId, sourc
   const ip = sourceIp || (single['x-forwarded-for'] || '').split(',')[0].trim() || '127.0.0.1';
   // Path parameters come from the raw path, matched against the manifest's route (so they
   // decode exactly as under `ferry dev`); the platform's route values are the fallback.
-  let pathParameters = matchPath(trigger.path, rawPath);
+  let pathParameters = routeMatches(trigger.path, rawPath);
   if (pathParameters === null) {
     pathParameters = {};
     for (const [k, v] of Object.entries(params || {})) if (v != null) pathParameters[k] = String(v);
@@ -612,7 +595,6 @@ module.exports = {
   invoke,
   isText,
   parseQuery,
-  matchPath,
   findRoute,
   unrouted,
   message,

@@ -176,25 +176,6 @@ def _body(headers, body):
     return base64.b64encode(body).decode("ascii"), True
 
 
-def match_path(template, path):
-    """`/items/{id}` against `/items/a%20b` → {"id": "a b"} (decoded, `+` kept, as the local
-    runtime gives them); None when it does not match."""
-    want = [p for p in template.strip("/").split("/")]
-    got = path.strip("/").split("/")
-    out = {}
-    for i, seg in enumerate(want):
-        if seg.startswith("{") and seg.endswith("+}"):
-            out[seg[1:-2]] = unquote("/".join(got[i:]))
-            return out
-        if i >= len(got):
-            return None
-        if seg.startswith("{") and seg.endswith("}"):
-            out[seg[1:-1]] = unquote(got[i])
-        elif seg != got[i]:
-            return None
-    return out if len(got) == len(want) else None
-
-
 # `ferry dev`'s route table: segments split on `/` with empty ones dropped; literal segments beat
 # `{param}` segments, which beat a final `{proxy+}` (which needs at least one segment); exact
 # methods beat ANY.
@@ -203,6 +184,8 @@ def _segments(p):
 
 
 def _route_matches(template, path):
+    """`/items/{id}` against `/items/a%20b` → {"id": "a b"} (decoded, `+` kept, as `ferry dev`
+    gives them); None when it does not match."""
     segs = _segments(template)
     parts = _segments(path)
     params = {}
@@ -300,7 +283,7 @@ def http_event(trigger, method, url, headers, body, fallback_params, request_id,
     ip = source_ip or (single.get("x-forwarded-for") or "").split(",")[0].strip() or "127.0.0.1"
     # Path parameters come from the raw path, matched against the manifest's route (so they
     # decode exactly as under `ferry dev`); the platform's route values are the fallback.
-    params = match_path(trigger["path"], path)
+    params = _route_matches(trigger["path"], path)
     if params is None:
         params = {k: v for k, v in (fallback_params or {}).items() if v is not None}
     route_key = "%s %s" % (trigger["method"], trigger["path"])

@@ -50,7 +50,7 @@ async function run(azureName, event, requestId) {
   return lambda.invoke(entry(azureName), event, requestId);
 }
 
-const { matchPath, httpEvent, httpResponse, scheduleEvent, checkQueueResult } = lambda;
+const { httpEvent, httpResponse, scheduleEvent, checkQueueResult } = lambda;
 
 // --- Azure events -> neutral fields ----------------------------------------------------------
 
@@ -171,4 +171,4 @@ async function event(context, ev) {
   await run(name, built, requestIdOf(context));
 }
 
-module.exports = { matchPath, http, queue, timer, event, httpEvent, httpResponse, queueEvent, scheduleEvent, storageEvent, topicEvent, checkQueueResult, run };
+module.exports = { http, queue, timer, event, httpEvent, httpResponse, queueEvent, scheduleEvent, storageEvent, topicEvent, checkQueueResult, run };

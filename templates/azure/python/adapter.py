@@ -36,7 +36,6 @@ from ferry_lambda import (  # noqa: E402,F401 - the names the replay drivers and
     load_handler,
     manifest,
     manifest_stage,
-    match_path,
     parse_query,
     schedule_event,
 )
