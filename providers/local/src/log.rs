@@ -85,26 +85,43 @@ pub struct Log {
     color: bool,
 }
 
+/// A function's `[name]` prefix, in a colour of its own when the log is coloured; written
+/// straight into the line it starts.
+struct Tag<'a> {
+    name: &'a str,
+    color: bool,
+}
+
+impl std::fmt::Display for Tag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.color {
+            return write!(f, "[{}]", self.name);
+        }
+        let hue = 31
+            + (self
+                .name
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+                % 6);
+        write!(f, "\x1b[{hue}m[{}]\x1b[0m", self.name)
+    }
+}
+
 impl Log {
     /// A logger.
     pub fn new(color: bool) -> Self {
         Log { color }
     }
 
-    fn paint(&self, name: &str) -> String {
-        if !self.color {
-            return format!("[{name}]");
+    fn paint<'a>(&self, name: &'a str) -> Tag<'a> {
+        Tag {
+            name,
+            color: self.color,
         }
-        let hue = 31
-            + (name
-                .bytes()
-                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
-                % 6);
-        format!("\x1b[{hue}m[{name}]\x1b[0m")
     }
 
-    /// A line a function printed.
-    pub fn function_line(&self, name: &str, line: &str, _stderr: bool) {
+    /// A line a function printed (on stdout or stderr).
+    pub fn function_line(&self, name: &str, line: &str) {
         emit(format!("{} {line}\n", self.paint(name)));
     }
 

@@ -277,32 +277,26 @@ impl Pool {
                 ));
             }
         };
-        for (stream, is_err) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                false,
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                true,
-            ),
-        ] {
-            if let Some(stream) = stream {
-                let log = self.log.clone();
-                let name = spec.name.clone();
-                tokio::spawn(async move {
-                    let mut lines = BufReader::new(stream).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        log.function_line(&name, &line, is_err);
-                    }
-                });
-            }
+        // A function's stdout and stderr both become its log lines, as in CloudWatch.
+        let streams = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let log = self.log.clone();
+            let name = spec.name.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.function_line(&name, &line);
+                }
+            });
         }
         let pid = child.id();
         let alive = Arc::new(AtomicBool::new(true));
