@@ -154,13 +154,26 @@ impl Bundle {
         Ok(w)
     }
 
+    /// Writes into a folder and a zip of this process's own, then moves them into place, so
+    /// that another ferry process writing the same bundle never sees (or leaves) a half-written
+    /// one.
     fn write_out(self, dir: &Path, zip: &Path) -> Result<Written, String> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| format!("clearing {}: {e}", dir.display()))?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut staging = dir.as_os_str().to_owned();
+        staging.push(format!(".tmp-{unique}"));
+        let staging = PathBuf::from(staging);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)
+                .map_err(|e| format!("clearing {}: {e}", staging.display()))?;
         }
         let mut entries = Vec::new();
         for (name, (_, bytes, executable)) in &self.files {
-            let path = dir.join(name);
+            let path = staging.join(name);
             std::fs::create_dir_all(path.parent().expect("inside the folder"))
                 .and_then(|()| std::fs::write(&path, bytes))
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -176,10 +189,35 @@ impl Bundle {
                 executable: *executable,
             });
         }
-        let tmp = zip.with_extension("zip.tmp");
+        let tmp = zip.with_extension(format!("zip.tmp-{unique}"));
         let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         write_zip(std::io::BufWriter::new(file), &mut entries)
             .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        // A folder cannot replace a non-empty one in one rename: the old one is renamed away
+        // first (atomic too), then removed. Another writer may put its copy in place in
+        // between (the same files): that one is renamed away in turn.
+        let mut old = Vec::new();
+        for attempt in 0.. {
+            let mut away = dir.as_os_str().to_owned();
+            away.push(format!(".old-{unique}-{attempt}"));
+            let away = PathBuf::from(away);
+            match std::fs::rename(dir, &away) {
+                Ok(()) => old.push(away),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("moving {} aside: {e}", dir.display())),
+            }
+            match std::fs::rename(&staging, dir) {
+                Ok(()) => break,
+                Err(e) if attempt >= 20 => {
+                    return Err(format!("moving {} into place: {e}", dir.display()))
+                }
+                Err(_) => {}
+            }
+        }
+        for away in old {
+            std::fs::remove_dir_all(&away)
+                .map_err(|e| format!("clearing {}: {e}", away.display()))?;
+        }
         std::fs::rename(&tmp, zip).map_err(|e| format!("{}: {e}", zip.display()))?;
         let bytes = std::fs::read(zip).map_err(|e| format!("{}: {e}", zip.display()))?;
         Ok(Written {
@@ -243,5 +281,37 @@ mod tests {
         std::fs::remove_file(&zip).unwrap();
         bundle("two").write(&dir, &zip).unwrap();
         assert!(zip.is_file());
+    }
+
+    #[test]
+    fn writers_racing_for_one_bundle_leave_a_whole_one() {
+        let t = tempfile::tempdir().unwrap();
+        let (dir, zip) = (t.path().join("app"), t.path().join("app.zip"));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                // write_out, not write: the memo would let all but one skip the work.
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        bundle("same").write_out(&dir, &zip).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            std::fs::read_to_string(dir.join("a/file.txt")).unwrap(),
+            "same"
+        );
+        let mut names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["app", "app.zip"],
+            "no staging folder or zip is left behind"
+        );
+        let z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+        assert_eq!(z.len(), 1);
     }
 }
