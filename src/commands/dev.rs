@@ -108,7 +108,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                     while let Ok(p) = rx.try_recv() {
                         changed.push(p);
                     }
-                    let shown = changed[0].strip_prefix(&service_dir).unwrap_or(&changed[0]).display().to_string();
+                    let shown = describe_changes(&changed, &service_dir);
                     // Rust functions are rebuilt in place first; a failed build keeps the
                     // running workers.
                     if let Err(e) = build_rust(&loaded.service, &service_dir) {
@@ -124,6 +124,31 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         dev.shutdown();
         Ok(Exit::Ok)
     })
+}
+
+/// What changed, for the reload line: the files still there once the burst settled (an editor's
+/// or `sed -i`'s temporary file is gone by then, renamed over the real one), relative to the
+/// service, the first and how many more.
+fn describe_changes(changed: &[PathBuf], service_dir: &Path) -> String {
+    let mut seen: Vec<&PathBuf> = Vec::new();
+    for p in changed {
+        if !seen.contains(&p) {
+            seen.push(p);
+        }
+    }
+    let present: Vec<&PathBuf> = seen.iter().copied().filter(|p| p.exists()).collect();
+    let list = if present.is_empty() { &seen } else { &present };
+    let rel = |p: &Path| {
+        p.strip_prefix(service_dir)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    match list.len() {
+        0 => "a file".to_owned(),
+        1 => rel(list[0]),
+        n => format!("{} and {} more", rel(list[0]), n - 1),
+    }
 }
 
 fn watch(
@@ -163,4 +188,28 @@ fn watch(
     .ok()?;
     w.watch(dir, RecursiveMode::Recursive).ok()?;
     Some(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_changes;
+
+    #[test]
+    fn reload_lines_name_the_files_that_remain() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("handler.py");
+        std::fs::write(&real, "x").unwrap();
+        let temp = t.path().join("sedAb12Cd");
+        // sed -i: its temporary file appears, is renamed over handler.py, and is gone.
+        let one = describe_changes(&[temp.clone(), real.clone(), real.clone()], t.path());
+        assert_eq!(one, "handler.py");
+        let other = t.path().join("lib.py");
+        std::fs::write(&other, "y").unwrap();
+        assert_eq!(
+            describe_changes(&[real.clone(), other, temp.clone()], t.path()),
+            "handler.py and 1 more"
+        );
+        // A deleted file is still worth naming when nothing else is left.
+        assert_eq!(describe_changes(&[temp], t.path()), "sedAb12Cd");
+    }
 }
