@@ -109,6 +109,7 @@ fn example_request_bodies_match_the_discovery_documents() {
         Kind::RunService,
         Kind::Invoker,
         Kind::PubSubPolicy,
+        Kind::SecretPolicy,
         Kind::Job,
         Kind::Bucket,
         Kind::Trigger,
@@ -441,6 +442,38 @@ fn deploy_redeploy_update_remove_queue_worker() {
         policy("queue-worker-dev-enqueue")[0]["members"],
         json!(["allUsers"])
     );
+    // What the functions use, they may use: the same account publishes to the queue and the
+    // topic and reads the secret, each granted on the resource after the resource exists.
+    for (resource, made, role) in [
+        (
+            format!("{P}/topics/queue-worker-dev-jobs"),
+            format!("PUT /pubsub/v1/{P}/topics/queue-worker-dev-jobs"),
+            "roles/pubsub.publisher",
+        ),
+        (
+            format!("{P}/topics/queue-worker-dev-job-events"),
+            format!("PUT /pubsub/v1/{P}/topics/queue-worker-dev-job-events"),
+            "roles/pubsub.publisher",
+        ),
+        (
+            format!("{P}/secrets/queue-worker-dev-api-token"),
+            "secretId=queue-worker-dev-api-token".to_owned(),
+            "roles/secretmanager.secretAccessor",
+        ),
+    ] {
+        assert_eq!(
+            c.resource(&resource)["policy"]["bindings"],
+            json!([{"role": role, "members": [sa]}]),
+            "{resource}"
+        );
+        let api = if resource.contains("/secrets/") {
+            "secretmanager"
+        } else {
+            "pubsub"
+        };
+        let grant = position(&calls, &format!("POST /{api}/v1/{resource}:setIamPolicy"));
+        assert!(position(&calls, &made) < grant, "{resource}: {calls:#?}");
+    }
     // Scheduler: the AWS cron as unix cron, the rate in English, both to the events path.
     let jobs: Vec<Value> = (0..2)
         .map(|i| c.resource(&format!("{L}/jobs/queue-worker-dev-nightly-schedule{i}")))

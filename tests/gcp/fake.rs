@@ -817,6 +817,9 @@ impl Fake {
     }
 
     fn secrets(&self, m: Method, u: &Uri, rest: &str, body: Value) -> Response {
+        if let Some(r) = self.iam(rest, "secretmanager.v1", "SetIamPolicyRequest", &body) {
+            return r;
+        }
         if let Some(secret) = rest.strip_suffix(":addVersion") {
             if let Err(r) = self.valid(rest, "secretmanager.v1", "AddSecretVersionRequest", &body) {
                 return r;

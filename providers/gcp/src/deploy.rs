@@ -64,7 +64,7 @@ fn api(kind: Kind) -> Api {
         Kind::Job => Api::Scheduler,
         Kind::Bucket | Kind::ObjectSource => Api::Storage,
         Kind::Trigger => Api::Eventarc,
-        Kind::Secret | Kind::SecretVersion => Api::Secrets,
+        Kind::Secret | Kind::SecretVersion | Kind::SecretPolicy => Api::Secrets,
         Kind::Database => Api::Firestore,
     }
 }
@@ -204,7 +204,9 @@ impl GcpProvider {
     fn path(kind: Kind, name: &str) -> String {
         match kind {
             Kind::Bucket => format!("b/{}", enc(name)),
-            Kind::Invoker | Kind::PubSubPolicy => format!("{name}:getIamPolicy"),
+            Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy => {
+                format!("{name}:getIamPolicy")
+            }
             _ => name.to_owned(),
         }
     }
@@ -287,7 +289,7 @@ impl GcpProvider {
                 self.url(kind, &format!("{name}:addVersion")),
                 body.clone(),
             ),
-            Kind::Invoker | Kind::PubSubPolicy => (
+            Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy => (
                 Method::POST,
                 self.url(kind, &format!("{name}:setIamPolicy")),
                 body.clone(),
@@ -430,7 +432,7 @@ impl GcpProvider {
                     Some(json!({})),
                 )
             }
-            Kind::Invoker | Kind::PubSubPolicy => (
+            Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy => (
                 Method::POST,
                 self.url(kind, &format!("{name}:setIamPolicy")),
                 Some(json!({"policy": {}})),
@@ -636,7 +638,10 @@ impl Provider for GcpProvider {
         let mut attrs = Attributes::new();
         attrs.insert("name".into(), json!(name));
         let desired = rec.get("body").cloned().unwrap_or(Value::Null);
-        let body = if matches!(kind, Kind::Invoker | Kind::PubSubPolicy) {
+        let body = if matches!(
+            kind,
+            Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy
+        ) {
             json!({"policy": {"bindings": live.get("bindings").cloned().unwrap_or(json!([]))}})
         } else {
             live.clone()

@@ -50,8 +50,10 @@ pub enum Kind {
     /// Who may invoke a Cloud Run service (its IAM policy).
     Invoker,
     /// The IAM policy of a Pub/Sub topic or subscription (the Pub/Sub service agent's grants
-    /// for dead-lettering).
+    /// for dead-lettering, the functions' publisher role on a queue or topic they use).
     PubSubPolicy,
+    /// The IAM policy of a secret (the functions' accessor role on a secret they use).
+    SecretPolicy,
     /// A Cloud Scheduler job.
     Job,
     /// A Cloud Storage bucket.
@@ -77,6 +79,7 @@ const KINDS: &[(Kind, &str)] = &[
     (Kind::RunService, "gcp:run.service"),
     (Kind::Invoker, "gcp:run.invoker"),
     (Kind::PubSubPolicy, "gcp:pubsub.policy"),
+    (Kind::SecretPolicy, "gcp:secretmanager.policy"),
     (Kind::Job, "gcp:cloudscheduler.job"),
     (Kind::Bucket, "gcp:storage.bucket"),
     (Kind::Trigger, "gcp:eventarc.trigger"),
@@ -112,6 +115,7 @@ impl Kind {
             Kind::RunService => ("run.v2", "GoogleCloudRunV2Service"),
             Kind::Invoker => ("run.v2", "GoogleIamV1SetIamPolicyRequest"),
             Kind::PubSubPolicy => ("pubsub.v1", "SetIamPolicyRequest"),
+            Kind::SecretPolicy => ("secretmanager.v1", "SetIamPolicyRequest"),
             Kind::Job => ("cloudscheduler.v1", "Job"),
             Kind::Bucket => ("storage.v1", "Bucket"),
             Kind::Trigger => ("eventarc.v1", "Trigger"),
@@ -666,6 +670,55 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                 out[i].depends.push(format!("secret.{name}"));
             }
         }
+    }
+
+    // What `uses` needs, as on AWS: the service account the functions run as gets a role on
+    // each of ferry's queues, topics and secrets a function uses (an existing service's access
+    // is its owner's to grant). ferry made these resources and they start with an empty
+    // policy, so the policy it sets is the whole of it. Buckets and Firestore databases are
+    // not covered yet: see docs/providers/gcp.md.
+    let member = format!("serviceAccount:{sa}");
+    let used: BTreeSet<&str> = service
+        .functions
+        .values()
+        .flat_map(|f| f.uses.iter().map(String::as_str))
+        .collect();
+    for name in used {
+        let Some(res) = service.services.get(name) else {
+            continue;
+        };
+        if res.external.is_some() {
+            continue;
+        }
+        let (what, kind, target, role) = match &res.kind {
+            ResourceKind::Queue { fifo: false, .. } => (
+                "queue",
+                Kind::PubSubPolicy,
+                topic_name(ctx, service, name),
+                "roles/pubsub.publisher",
+            ),
+            ResourceKind::Topic { fifo: false } => (
+                "topic",
+                Kind::PubSubPolicy,
+                topic_name(ctx, service, name),
+                "roles/pubsub.publisher",
+            ),
+            ResourceKind::Secret { .. } => (
+                "secret",
+                Kind::SecretPolicy,
+                secret_name(ctx, service, name),
+                "roles/secretmanager.secretAccessor",
+            ),
+            _ => continue,
+        };
+        let i = push(
+            &mut out,
+            format!("policy.uses.{what}.{name}"),
+            kind,
+            target,
+            policy(role, &member),
+        );
+        out[i].depends.push(format!("{what}.{name}"));
     }
 
     // Functions.
