@@ -300,6 +300,16 @@ fn deploy_redeploy_update_remove_queue_worker() {
     let c = cloud();
     let dir = copy_example("queue-worker");
     let d = dir.path();
+    // ingest also uses the bucket its trigger watches (a grant on a bucket to check).
+    let manifest = d.join("serverless.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen(
+        "    uses: [jobs]\n    triggers:\n      - storage:",
+        "    uses: [jobs, uploads]\n    triggers:\n      - storage:",
+        1,
+    );
+    assert!(text.contains("uses: [jobs, uploads]"));
+    std::fs::write(&manifest, text).unwrap();
     let secret = "s3cret-value-never-shown";
     let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
     let env = [("FERRY_SECRET_API_TOKEN", secret)];
@@ -502,6 +512,22 @@ fn deploy_redeploy_update_remove_queue_worker() {
     let b: Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(b["labels"]["ferry-service"], "queue-worker");
     assert_eq!(b["iamConfiguration"]["publicAccessPrevention"], "enforced");
+    // The bucket's own legacy bindings stay; the account is added to them.
+    let policy = c.fake.state.lock().unwrap().bucket_policies[&bucket_name].clone();
+    assert_eq!(
+        policy["bindings"],
+        json!([
+            {"role": "roles/storage.legacyBucketOwner", "members": ["projectEditor:ferry-test", "projectOwner:ferry-test"]},
+            {"role": "roles/storage.legacyBucketReader", "members": ["projectViewer:ferry-test"]},
+            {"role": "roles/storage.objectAdmin", "members": [sa]},
+        ]),
+        "{policy}"
+    );
+    let granted = position(&calls, &format!("PUT /gcs/storage/v1/b/{bucket_name}/iam"));
+    assert!(
+        position(&calls, "POST /gcs/storage/v1/b") < granted,
+        "{calls:#?}"
+    );
 
     // `ferry info` reads it back from the state.
     let o = c.ferry(d, &["info", "--provider", "gcp", "--format", "json"], &[]);
@@ -571,8 +597,30 @@ fn deploy_redeploy_update_remove_queue_worker() {
     assert!(
         removed.iter().all(|m| m.starts_with("DELETE")
             || m.contains(":setIamPolicy")
-            || m.contains(":destroy")),
+            || m.contains(":destroy")
+            || (m.starts_with("PUT /gcs/storage/v1/b/") && m.ends_with("/iam"))),
         "{removed:#?}"
+    );
+    // The grant on the bucket went before the bucket, and took only the account away.
+    let ungrant = position(
+        &removed,
+        &format!("PUT /gcs/storage/v1/b/{bucket_name}/iam"),
+    );
+    let unbucket = position(&removed, &format!("DELETE /gcs/storage/v1/b/{bucket_name}"));
+    assert!(ungrant < unbucket, "{removed:#?}");
+    let last_policy = {
+        let st = c.fake.state.lock().unwrap();
+        st.bodies
+            .iter()
+            .rev()
+            .find(|(i, _)| st.calls[**i].contains(&format!("b/{bucket_name}/iam")))
+            .map(|(_, b)| b.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        last_policy["bindings"].as_array().map(Vec::len),
+        Some(2),
+        "{last_policy}"
     );
     let st = c.fake.state.lock().unwrap();
     let left: Vec<&String> = st

@@ -47,6 +47,9 @@ pub struct State {
     ops: BTreeMap<String, (u32, Value)>,
     /// The next mutating call whose path contains this fails with a 400.
     pub fail_next: Option<String>,
+    /// Bucket name → its IAM policy (the emulator has none); a bucket's first read gives the
+    /// legacy project bindings Cloud Storage starts every bucket with.
+    pub bucket_policies: BTreeMap<String, Value>,
     throttled: bool,
     n: u64,
 }
@@ -965,6 +968,12 @@ impl Fake {
     /// Cloud Storage: bucket bodies are checked, then everything goes to the emulator.
     async fn storage(&self, m: Method, u: &Uri, h: &HeaderMap, b: Bytes, body: Value) -> Response {
         let path = u.path().trim_start_matches("/gcs");
+        if let Some(bucket) = path
+            .strip_prefix("/storage/v1/b/")
+            .and_then(|r| r.strip_suffix("/iam"))
+        {
+            return self.bucket_iam(m, bucket, &body).await;
+        }
         let pq = match u.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
@@ -1012,5 +1021,67 @@ impl Fake {
             answer,
         )
             .into_response()
+    }
+
+    /// `GET` and `PUT /storage/v1/b/{bucket}/iam`: the policy as Cloud Storage keeps it, with
+    /// an etag that must match on `PUT` (412 otherwise), bodies checked against `Policy`.
+    async fn bucket_iam(&self, m: Method, bucket: &str, body: &Value) -> Response {
+        let exists = self
+            .gcs_call(
+                reqwest::Method::GET,
+                &format!("/storage/v1/b/{bucket}"),
+                None,
+            )
+            .await
+            .status()
+            .is_success();
+        if !exists {
+            return error(
+                StatusCode::NOT_FOUND,
+                "The specified bucket does not exist.",
+            );
+        }
+        let path = format!("/storage/v1/b/{bucket}/iam");
+        if m == Method::PUT {
+            if let Err(r) = self.valid(&path, "storage.v1", "Policy", body) {
+                return r;
+            }
+        }
+        let mut st = self.state.lock().unwrap();
+        let current = st
+            .bucket_policies
+            .entry(bucket.to_owned())
+            .or_insert_with(|| {
+                json!({
+                    "kind": "storage#policy",
+                    "resourceId": format!("projects/_/buckets/{bucket}"),
+                    "version": 1,
+                    "etag": "CAE=",
+                    "bindings": [
+                        {"role": "roles/storage.legacyBucketOwner", "members": ["projectEditor:ferry-test", "projectOwner:ferry-test"]},
+                        {"role": "roles/storage.legacyBucketReader", "members": ["projectViewer:ferry-test"]},
+                    ],
+                })
+            })
+            .clone();
+        match m {
+            Method::GET => ok(current),
+            Method::PUT => {
+                if body.get("etag").is_some_and(|e| e != &current["etag"]) {
+                    return error(StatusCode::PRECONDITION_FAILED, "Precondition Failed");
+                }
+                st.n += 1;
+                let mut next = body.clone();
+                next["etag"] = json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    st.n.to_be_bytes()
+                ));
+                next["kind"] = json!("storage#policy");
+                next["resourceId"] = current["resourceId"].clone();
+                st.bucket_policies.insert(bucket.to_owned(), next.clone());
+                ok(next)
+            }
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        }
     }
 }

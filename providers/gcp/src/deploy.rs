@@ -62,7 +62,7 @@ fn api(kind: Kind) -> Api {
         Kind::Function | Kind::FunctionSource => Api::Functions,
         Kind::RunService | Kind::Invoker => Api::Run,
         Kind::Job => Api::Scheduler,
-        Kind::Bucket | Kind::ObjectSource => Api::Storage,
+        Kind::Bucket | Kind::ObjectSource | Kind::BucketGrant => Api::Storage,
         Kind::Trigger => Api::Eventarc,
         Kind::Secret | Kind::SecretVersion | Kind::SecretPolicy => Api::Secrets,
         Kind::Database => Api::Firestore,
@@ -96,6 +96,49 @@ fn mask(body: &Value, skip: &[&str]) -> String {
                 .join(",")
         })
         .unwrap_or_default()
+}
+
+/// `policy` (a Cloud Storage IAM policy) with `member` added to, or taken from, the
+/// unconditional binding of `role`; every other binding, the etag and the version as they were.
+fn with_member(policy: &Value, role: &str, member: &str, add: bool) -> Value {
+    let mut policy = policy.clone();
+    let mut bindings = policy["bindings"].as_array().cloned().unwrap_or_default();
+    let at = bindings
+        .iter()
+        .position(|b| b["role"] == role && b.get("condition").is_none());
+    match (at, add) {
+        (Some(i), true) => {
+            let members = bindings[i]["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !members.iter().any(|m| m == member) {
+                let mut members = members;
+                members.push(json!(member));
+                bindings[i]["members"] = Value::Array(members);
+            }
+        }
+        (None, true) => bindings.push(json!({"role": role, "members": [member]})),
+        (Some(i), false) => {
+            let members: Vec<Value> = bindings[i]["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m != member)
+                .collect();
+            if members.is_empty() {
+                bindings.remove(i);
+            } else {
+                bindings[i]["members"] = Value::Array(members);
+            }
+        }
+        (None, false) => {}
+    }
+    if let Some(p) = policy.as_object_mut() {
+        p.insert("bindings".into(), Value::Array(bindings));
+    }
+    policy
 }
 
 fn enc(s: &str) -> String {
@@ -204,6 +247,7 @@ impl GcpProvider {
     fn path(kind: Kind, name: &str) -> String {
         match kind {
             Kind::Bucket => format!("b/{}", enc(name)),
+            Kind::BucketGrant => format!("b/{}/iam", enc(name)),
             Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy => {
                 format!("{name}:getIamPolicy")
             }
@@ -295,6 +339,7 @@ impl GcpProvider {
                 body.clone(),
             ),
             Kind::FunctionSource | Kind::ObjectSource => unreachable!("sources are uploaded"),
+            Kind::BucketGrant => unreachable!("grants are read, changed and written back"),
             _ => unreachable!("every kind is matched"),
         }
     }
@@ -306,6 +351,9 @@ impl GcpProvider {
         op: Operation,
         attrs: &Attributes,
     ) -> Result<Value, ProviderError> {
+        if kind == Kind::BucketGrant {
+            return self.bucket_grant(attrs, true).await;
+        }
         let name = attrs["name"].as_str().unwrap_or_default();
         let c = &self.client;
         let (method, url, sent) = self.request(kind, op, attrs);
@@ -389,6 +437,40 @@ impl GcpProvider {
         )
     }
 
+    /// Adds (or takes away) one member of one role in a bucket's IAM policy and writes the
+    /// policy back with every other binding as it was: a bucket starts with Google's legacy
+    /// project bindings, which a whole-policy write would drop. The policy's etag goes back
+    /// with it, so a change made in between fails the write (412) and the engine tries again.
+    async fn bucket_grant(&self, attrs: &Attributes, add: bool) -> Result<Value, ProviderError> {
+        let bucket = attrs["name"].as_str().unwrap_or_default();
+        let role = attrs["body"]["role"].as_str().unwrap_or_default();
+        let member = attrs["body"]["member"].as_str().unwrap_or_default();
+        let url = self.url(Kind::BucketGrant, &Self::path(Kind::BucketGrant, bucket));
+        let c = &self.client;
+        let live = c.send(Method::GET, &url, None).await.map_err(err)?;
+        if live.status == 404 {
+            if add {
+                return Err(ProviderError::retryable(format!(
+                    "bucket {bucket} does not exist (yet)"
+                )));
+            }
+            return Ok(Value::Null);
+        }
+        let policy = with_member(&live.body, role, member, add);
+        if policy != live.body {
+            c.json(Method::PUT, &url, &policy).await.map_err(|e| {
+                if e.status == Some(412) {
+                    ProviderError::retryable(format!(
+                        "the IAM policy of bucket {bucket} changed while ferry wrote it: {e}"
+                    ))
+                } else {
+                    err(e)
+                }
+            })?;
+        }
+        Ok(json!({"role": role, "member": member}))
+    }
+
     async fn empty_bucket(&self, bucket: &str) -> Result<(), ProviderError> {
         let c = &self.client;
         loop {
@@ -422,6 +504,7 @@ impl GcpProvider {
         let c = &self.client;
         let (method, url, body) = match kind {
             Kind::FunctionSource | Kind::ObjectSource => return Ok(()),
+            Kind::BucketGrant => return self.bucket_grant(attrs, false).await.map(drop),
             Kind::SecretVersion => {
                 let Some(v) = attrs.get("version").and_then(Value::as_str) else {
                     return Ok(());
@@ -638,13 +721,29 @@ impl Provider for GcpProvider {
         let mut attrs = Attributes::new();
         attrs.insert("name".into(), json!(name));
         let desired = rec.get("body").cloned().unwrap_or(Value::Null);
-        let body = if matches!(
-            kind,
-            Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy
-        ) {
-            json!({"policy": {"bindings": live.get("bindings").cloned().unwrap_or(json!([]))}})
-        } else {
-            live.clone()
+        let body = match kind {
+            Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy => {
+                json!({"policy": {"bindings": live.get("bindings").cloned().unwrap_or(json!([]))}})
+            }
+            // The grant as it stands: there, or missing (which the plan shows as a change).
+            Kind::BucketGrant => {
+                let (role, member) = (&desired["role"], &desired["member"]);
+                let there = live["bindings"].as_array().is_some_and(|bs| {
+                    bs.iter().any(|b| {
+                        &b["role"] == role
+                            && b.get("condition").is_none()
+                            && b["members"]
+                                .as_array()
+                                .is_some_and(|ms| ms.contains(member))
+                    })
+                });
+                if there {
+                    json!({"role": role, "member": member})
+                } else {
+                    json!({})
+                }
+            }
+            _ => live.clone(),
         };
         attrs.insert(
             "body".into(),
@@ -755,5 +854,58 @@ mod enc_tests {
             "dir%2Ffile%20name%2B1.txt"
         );
         assert_eq!(super::enc("é?#&="), "%C3%A9%3F%23%26%3D");
+    }
+}
+
+#[cfg(test)]
+mod grant_tests {
+    use super::with_member;
+    use serde_json::json;
+
+    #[test]
+    fn a_member_is_added_and_taken_away_leaving_the_rest() {
+        let legacy = json!({
+            "kind": "storage#policy",
+            "etag": "CAE=",
+            "bindings": [
+                {"role": "roles/storage.legacyBucketOwner", "members": ["projectOwner:p", "projectEditor:p"]},
+                {"role": "roles/storage.objectAdmin", "members": ["user:a@example.com"], "condition": {"title": "t", "expression": "true"}},
+            ],
+        });
+        let sa = "serviceAccount:f@p.iam.gserviceaccount.com";
+        let granted = with_member(&legacy, "roles/storage.objectAdmin", sa, true);
+        assert_eq!(granted["etag"], "CAE=");
+        assert_eq!(granted["bindings"].as_array().unwrap().len(), 3);
+        assert_eq!(granted["bindings"][0], legacy["bindings"][0]);
+        assert_eq!(
+            granted["bindings"][1], legacy["bindings"][1],
+            "a conditional binding is another binding"
+        );
+        assert_eq!(
+            granted["bindings"][2],
+            json!({"role": "roles/storage.objectAdmin", "members": [sa]})
+        );
+        // Granting twice changes nothing; another member joins the same binding.
+        assert_eq!(
+            with_member(&granted, "roles/storage.objectAdmin", sa, true),
+            granted
+        );
+        let two = with_member(
+            &granted,
+            "roles/storage.objectAdmin",
+            "user:b@example.com",
+            true,
+        );
+        assert_eq!(
+            two["bindings"][2]["members"],
+            json!([sa, "user:b@example.com"])
+        );
+        // Taking it away again gives the policy it started as.
+        let back = with_member(&granted, "roles/storage.objectAdmin", sa, false);
+        assert_eq!(back, legacy);
+        assert_eq!(
+            with_member(&legacy, "roles/storage.objectAdmin", sa, false),
+            legacy
+        );
     }
 }

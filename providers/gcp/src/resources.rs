@@ -54,6 +54,9 @@ pub enum Kind {
     PubSubPolicy,
     /// The IAM policy of a secret (the functions' accessor role on a secret they use).
     SecretPolicy,
+    /// One member of one role in a bucket's IAM policy (the functions' object role on a
+    /// bucket they use), added to whatever else the policy holds.
+    BucketGrant,
     /// A Cloud Scheduler job.
     Job,
     /// A Cloud Storage bucket.
@@ -80,6 +83,7 @@ const KINDS: &[(Kind, &str)] = &[
     (Kind::Invoker, "gcp:run.invoker"),
     (Kind::PubSubPolicy, "gcp:pubsub.policy"),
     (Kind::SecretPolicy, "gcp:secretmanager.policy"),
+    (Kind::BucketGrant, "gcp:storage.grant"),
     (Kind::Job, "gcp:cloudscheduler.job"),
     (Kind::Bucket, "gcp:storage.bucket"),
     (Kind::Trigger, "gcp:eventarc.trigger"),
@@ -123,7 +127,8 @@ impl Kind {
             Kind::SecretVersion => ("secretmanager.v1", "AddSecretVersionRequest"),
             Kind::Database => ("firestore.v1", "GoogleFirestoreAdminV1Database"),
             Kind::FunctionSource => ("cloudfunctions.v2", "GenerateUploadUrlRequest"),
-            Kind::ObjectSource => return None,
+            // Not sent as it is: the deploy adds the member to the bucket's own policy.
+            Kind::ObjectSource | Kind::BucketGrant => return None,
         })
     }
 }
@@ -673,10 +678,11 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
     }
 
     // What `uses` needs, as on AWS: the service account the functions run as gets a role on
-    // each of ferry's queues, topics and secrets a function uses (an existing service's access
-    // is its owner's to grant). ferry made these resources and they start with an empty
-    // policy, so the policy it sets is the whole of it. Buckets and Firestore databases are
-    // not covered yet: see docs/providers/gcp.md.
+    // each of ferry's queues, topics, secrets and buckets a function uses (an existing
+    // service's access is its owner's to grant). Topics and secrets start with an empty
+    // policy, so the policy ferry sets is the whole of it; a bucket starts with Google's
+    // legacy project bindings, so the account is added to its policy instead. Firestore's
+    // roles exist only per project: see docs/providers/gcp.md.
     let member = format!("serviceAccount:{sa}");
     let used: BTreeSet<&str> = service
         .functions
@@ -709,6 +715,17 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
                 secret_name(ctx, service, name),
                 "roles/secretmanager.secretAccessor",
             ),
+            ResourceKind::Bucket { .. } => {
+                let i = push(
+                    &mut out,
+                    format!("policy.uses.bucket.{name}"),
+                    Kind::BucketGrant,
+                    bucket_name(ctx, service, name),
+                    json!({"role": "roles/storage.objectAdmin", "member": member}),
+                );
+                out[i].depends.push(format!("bucket.{name}"));
+                continue;
+            }
             _ => continue,
         };
         let i = push(
