@@ -7,7 +7,8 @@
 #   with `ferry dev` already serving URL (e.g. bench/dev.sh's service, or any example:
 #   `ferry dev --port 3999 --no-watch` in examples/hello-http, then
 #   `bash bench/dev_cpu.sh http://127.0.0.1:3999/hello`).
-# Prints wrk's requests/s and p50/p99, then one line per process: pid, name, µs per request.
+# Prints wrk's requests/s and p50/p99, then one line per process: pid, name, µs of CPU per
+# request, and how much of it was user and how much system (kernel) time.
 set -euo pipefail
 url="${1:?usage: bench/dev_cpu.sh URL [SECONDS]}"
 secs="${2:-10}"
@@ -19,13 +20,17 @@ ferry_pid="$(ss -ltnpH "sport = :$port" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | h
 wrk -t2 -c10 -d3s "$url" >/dev/null # warm-up: the pool grows to what the load needs
 pids="$ferry_pid $(pgrep -P "$ferry_pid" | tr '\n' ' ')"
 tick="$(getconf CLK_TCK)"
-snap() { for p in $pids; do awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done; }
+# utime and stime (fields 14 and 15) of each process, in clock ticks.
+snap() { for p in $pids; do awk -v p="$p" '{print p, $14, $15}' "/proc/$p/stat" 2>/dev/null || true; done; }
 before="$(snap)"
 out="$(wrk -t2 -c10 -d"${secs}s" --latency "$url")"
 after="$(snap)"
 echo "$out" | grep -E "Requests/sec| 50%| 99%"
 reqs="$(echo "$out" | awk '/requests in/ {print $1}')"
-join <(echo "$before" | sort) <(echo "$after" | sort) | while read -r p a b; do
-    us=$(( (b - a) * 1000000 / tick / reqs ))
-    if [ "$us" -gt 0 ]; then echo "pid $p $(cat "/proc/$p/comm" 2>/dev/null) ${us} us/request"; fi
+join <(echo "$before" | sort) <(echo "$after" | sort) | while read -r p u1 s1 u2 s2; do
+    user=$(( (u2 - u1) * 1000000 / tick / reqs ))
+    sys=$(( (s2 - s1) * 1000000 / tick / reqs ))
+    if [ $((user + sys)) -gt 0 ]; then
+        echo "pid $p $(cat "/proc/$p/comm" 2>/dev/null) $((user + sys)) us/request (user ${user}, system ${sys})"
+    fi
 done
