@@ -1633,3 +1633,85 @@ fn gcp_cloud_run_adapter_builds_the_events_the_python_adapter_builds() {
     assert_eq!(run_events[5]["detail-type"], "Scheduled Event");
     assert_eq!(run_events[5]["time"], "2026-12-02T10:05:00Z");
 }
+
+/// One worker per function (`--concurrency 1`) and many requests at once: every request waits
+/// in line and is answered, by the one warm process, each with its own event. A request that
+/// times out costs its worker, and the requests queued behind it go to the new one.
+#[test]
+fn a_full_pool_queues_requests_and_hands_its_worker_on() {
+    let svc = service(
+        &format!(
+            "service: queued\nprovider:\n  runtime: python3.12\n  timeout: 1\n  local:\n    python: {py}\nfunctions:\n  py:\n    handler: app.echo\n    triggers:\n      - http: GET /py\n  slow:\n    handler: app.slow\n    triggers:\n      - http: GET /slow\n  node:\n    handler: index.echo\n    runtime: nodejs22\n    triggers:\n      - http: GET /node\n",
+            py = test_python()
+        ),
+        &[
+            (
+                "app.py",
+                "import os, time\ndef echo(event, context):\n    return {'statusCode': 200, 'body': f\"{os.getpid()} {event['queryStringParameters']['n']}\"}\ndef slow(event, context):\n    if event['queryStringParameters']['n'] == 'sleep':\n        time.sleep(5)\n    return {'statusCode': 200, 'body': f\"{os.getpid()} {event['queryStringParameters']['n']}\"}\n",
+            ),
+            (
+                "index.js",
+                "exports.echo = async (event) => ({ statusCode: 200, body: `${process.pid} ${event.queryStringParameters.n}` });\n",
+            ),
+        ],
+    );
+    let d = dev(svc.path(), &["--no-watch", "--concurrency", "1"]);
+    // Each answer: (status, pid, the n it echoed).
+    let get = |path: &str, n: &str| {
+        let r = client()
+            .get(format!("{}{path}?n={n}", d.gateway))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().unwrap();
+        let (pid, echoed) = body.split_once(' ').unwrap_or(("", ""));
+        (status, pid.to_owned(), echoed.to_owned())
+    };
+    for path in ["/py", "/node"] {
+        let answers: Vec<_> = std::thread::scope(|s| {
+            let calls: Vec<_> = (0..16)
+                .map(|i| s.spawn(move || (i, get(path, &i.to_string()))))
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let pids: std::collections::BTreeSet<&str> =
+            answers.iter().map(|(_, (_, p, _))| p.as_str()).collect();
+        for (i, (status, _, echoed)) in &answers {
+            assert_eq!(
+                (*status, echoed.as_str()),
+                (200, i.to_string().as_str()),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            pids.len(),
+            1,
+            "{path}: one warm worker served them all: {answers:?}"
+        );
+    }
+    // A timeout while others wait: 504 for it, 200 from a new worker for the rest.
+    let (_, first, _) = get("/slow", "warm");
+    let answers: Vec<_> = std::thread::scope(|s| {
+        let slow = s.spawn(|| get("/slow", "sleep"));
+        std::thread::sleep(Duration::from_millis(200));
+        let rest: Vec<_> = (0..3)
+            .map(|i| s.spawn(move || get("/slow", &i.to_string())))
+            .collect();
+        std::iter::once(slow)
+            .chain(rest)
+            .map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert_eq!(answers[0].0, 504, "{answers:?}");
+    for (i, (status, pid, echoed)) in answers[1..].iter().enumerate() {
+        assert_eq!(
+            (*status, echoed.as_str()),
+            (200, i.to_string().as_str()),
+            "{answers:?}"
+        );
+        assert_ne!(
+            pid, &first,
+            "the timed-out worker was replaced: {answers:?}"
+        );
+    }
+}
