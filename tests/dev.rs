@@ -1647,7 +1647,7 @@ fn a_full_pool_queues_requests_and_hands_its_worker_on() {
         &[
             (
                 "app.py",
-                "import os, time\ndef echo(event, context):\n    return {'statusCode': 200, 'body': f\"{os.getpid()} {event['queryStringParameters']['n']}\"}\ndef slow(event, context):\n    if event['queryStringParameters']['n'] == 'sleep':\n        time.sleep(5)\n    return {'statusCode': 200, 'body': f\"{os.getpid()} {event['queryStringParameters']['n']}\"}\n",
+                "import os, time\ndef echo(event, context):\n    return {'statusCode': 200, 'body': f\"{os.getpid()} {event['queryStringParameters']['n']}\"}\ndef slow(event, context):\n    if event['queryStringParameters']['n'] == 'sleep':\n        open('sleeping', 'w').close()\n        time.sleep(5)\n    return {'statusCode': 200, 'body': f\"{os.getpid()} {event['queryStringParameters']['n']}\"}\n",
             ),
             (
                 "index.js",
@@ -1693,7 +1693,16 @@ fn a_full_pool_queues_requests_and_hands_its_worker_on() {
     let (_, first, _) = get("/slow", "warm");
     let answers: Vec<_> = std::thread::scope(|s| {
         let slow = s.spawn(|| get("/slow", "sleep"));
-        std::thread::sleep(Duration::from_millis(200));
+        // The others are sent once it runs, so that they queue behind it.
+        let sleeping = svc.path().join("sleeping");
+        let since = Instant::now();
+        while !sleeping.exists() {
+            assert!(
+                since.elapsed() < Duration::from_secs(20),
+                "the slow invocation never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let rest: Vec<_> = (0..3)
             .map(|i| s.spawn(move || get("/slow", &i.to_string())))
             .collect();
