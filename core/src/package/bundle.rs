@@ -164,9 +164,13 @@ impl Bundle {
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let mut staging = dir.as_os_str().to_owned();
-        staging.push(format!(".tmp-{unique}"));
-        let staging = PathBuf::from(staging);
+        // `<dir><suffix>`, beside it.
+        let beside = |suffix: String| {
+            let mut p = dir.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        let staging = beside(format!(".tmp-{unique}"));
         if staging.exists() {
             std::fs::remove_dir_all(&staging)
                 .map_err(|e| format!("clearing {}: {e}", staging.display()))?;
@@ -198,9 +202,7 @@ impl Bundle {
         // between (the same files): that one is renamed away in turn.
         let mut old = Vec::new();
         for attempt in 0.. {
-            let mut away = dir.as_os_str().to_owned();
-            away.push(format!(".old-{unique}-{attempt}"));
-            let away = PathBuf::from(away);
+            let away = beside(format!(".old-{unique}-{attempt}"));
             match std::fs::rename(dir, &away) {
                 Ok(()) => old.push(away),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -725,19 +725,12 @@ impl Provider for GcpProvider {
             Kind::Invoker | Kind::PubSubPolicy | Kind::SecretPolicy => {
                 json!({"policy": {"bindings": live.get("bindings").cloned().unwrap_or(json!([]))}})
             }
-            // The grant as it stands: there, or missing (which the plan shows as a change).
+            // The grant as it stands: there (adding it would change nothing), or missing
+            // (which the plan shows as a change).
             Kind::BucketGrant => {
-                let (role, member) = (&desired["role"], &desired["member"]);
-                let there = live["bindings"].as_array().is_some_and(|bs| {
-                    bs.iter().any(|b| {
-                        &b["role"] == role
-                            && b.get("condition").is_none()
-                            && b["members"]
-                                .as_array()
-                                .is_some_and(|ms| ms.contains(member))
-                    })
-                });
-                if there {
+                let role = desired["role"].as_str().unwrap_or_default();
+                let member = desired["member"].as_str().unwrap_or_default();
+                if live.is_object() && with_member(&live, role, member, true) == live {
                     json!({"role": role, "member": member})
                 } else {
                     json!({})

@@ -696,36 +696,31 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
         if res.external.is_some() {
             continue;
         }
-        let (what, kind, target, role) = match &res.kind {
+        let (what, kind, target, body) = match &res.kind {
             ResourceKind::Queue { fifo: false, .. } => (
                 "queue",
                 Kind::PubSubPolicy,
                 topic_name(ctx, service, name),
-                "roles/pubsub.publisher",
+                policy("roles/pubsub.publisher", &member),
             ),
             ResourceKind::Topic { fifo: false } => (
                 "topic",
                 Kind::PubSubPolicy,
                 topic_name(ctx, service, name),
-                "roles/pubsub.publisher",
+                policy("roles/pubsub.publisher", &member),
             ),
             ResourceKind::Secret { .. } => (
                 "secret",
                 Kind::SecretPolicy,
                 secret_name(ctx, service, name),
-                "roles/secretmanager.secretAccessor",
+                policy("roles/secretmanager.secretAccessor", &member),
             ),
-            ResourceKind::Bucket { .. } => {
-                let i = push(
-                    &mut out,
-                    format!("policy.uses.bucket.{name}"),
-                    Kind::BucketGrant,
-                    bucket_name(ctx, service, name),
-                    json!({"role": "roles/storage.objectAdmin", "member": member}),
-                );
-                out[i].depends.push(format!("bucket.{name}"));
-                continue;
-            }
+            ResourceKind::Bucket { .. } => (
+                "bucket",
+                Kind::BucketGrant,
+                bucket_name(ctx, service, name),
+                json!({"role": "roles/storage.objectAdmin", "member": member}),
+            ),
             _ => continue,
         };
         let i = push(
@@ -733,7 +728,7 @@ pub fn resources(service: &Service, ctx: &Context) -> Result<Vec<GcpResource>, V
             format!("policy.uses.{what}.{name}"),
             kind,
             target,
-            policy(role, &member),
+            body,
         );
         out[i].depends.push(format!("{what}.{name}"));
     }

@@ -217,14 +217,14 @@ fn write_shims(dir: &FsPath) -> Result<(PathBuf, PathBuf), DevError> {
     Ok((node, python))
 }
 
+/// The node workers' `--max-semi-space-size`, in MB (see [`spec_for`]).
+const NODE_SEMI_SPACE_MB: u32 = 4;
+
 /// Variables of ferry's own environment that workers do not get, because Lambda does not set
 /// them and they change how a runtime starts. `NODE_EXTRA_CA_CERTS` makes every node process
 /// parse that bundle before anything else runs: pointed at the system bundle (as on many CI
 /// images), 90 of a node worker's 150 ms start. A function that needs it sets it in its
 /// `environment`, as it must on Lambda.
-/// The node workers' `--max-semi-space-size`, in MB (see [`spec_for`]).
-const NODE_SEMI_SPACE_MB: u32 = 4;
-
 const NOT_INHERITED: [&str; 1] = ["NODE_EXTRA_CA_CERTS"];
 
 fn spec_for(

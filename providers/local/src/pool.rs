@@ -85,8 +85,8 @@ struct Worker {
     /// The peak the answer hook read when it handed the worker on, for REPORT and the memory
     /// check of the invocation that just ended (so both decide on the same reading).
     answer_peak: Mutex<Option<Option<u64>>>,
-    /// A queued invocation the answer hook already gave this worker: its id, a copy, and
-    /// where the worker goes once the invocation in flight is wrapped up.
+    /// A queued invocation the answer hook already gave this worker: a copy of it, when it
+    /// was given, and where the worker goes once the invocation in flight is wrapped up.
     successor: Mutex<Option<Successor>>,
 }
 
@@ -422,7 +422,7 @@ impl Pool {
         if over {
             self.retire(&worker);
             self.log.note(
-                &self.name(),
+                &name,
                 &format!(
                     "went over its memory ({} MB > {memory} MB); the worker was stopped",
                     peak.unwrap_or_default()
@@ -449,8 +449,7 @@ impl Pool {
             Ok(Ok(Outcome::InitError(b))) => {
                 self.retire(&worker);
                 if !self.init_reported.swap(true, Ordering::SeqCst) {
-                    self.log
-                        .init_error(&self.name(), &String::from_utf8_lossy(&b));
+                    self.log.init_error(&name, &String::from_utf8_lossy(&b));
                 }
                 Result::Failed(format!("init error: {}", String::from_utf8_lossy(&b)))
             }
@@ -459,7 +458,7 @@ impl Pool {
             Err(_) => {
                 self.retire(&worker);
                 self.log.note(
-                    &self.name(),
+                    &name,
                     &format!("timed out after {timeout:?}; the worker was stopped"),
                 );
                 Result::Timeout
@@ -592,13 +591,7 @@ impl Pool {
         let Some(job) = self.slots().waiting.pop_front() else {
             return false;
         };
-        let copy = Invocation {
-            id: job.inv.id.clone(),
-            payload: job.inv.payload.clone(),
-            deadline_ms: 0,
-            arn: job.inv.arn.clone(),
-            trace_id: String::new(),
-        };
+        let copy = job.inv.clone();
         let at = self.dispatch(w, job.inv, job.outcome);
         *w.successor.lock().expect("successor lock") = Some(Successor {
             inv: copy,
@@ -613,14 +606,17 @@ impl Pool {
     fn wrap_up(&self, w: Arc<Worker>) {
         let successor = w.successor.lock().expect("successor lock").take();
         match successor {
-            Some(s) => {
-                if let Err(Grant::Dispatched(w, _)) = s.grant.send(Grant::Dispatched(w, s.at)) {
-                    // Nobody waits for it any more (the runtime is stopping).
-                    w.kill();
-                    self.release_slot();
-                }
-            }
+            Some(s) => self.pass_on(s.grant, w, s.at),
             None => self.give_back(w),
+        }
+    }
+
+    /// Gives a waiting invocation the worker that now has it; stops the worker when nobody
+    /// waits any more (the runtime is stopping).
+    fn pass_on(&self, grant: oneshot::Sender<Grant>, w: Arc<Worker>, at: Instant) {
+        if let Err(Grant::Dispatched(w, _)) = grant.send(Grant::Dispatched(w, at)) {
+            w.kill();
+            self.release_slot();
         }
     }
 
@@ -641,10 +637,7 @@ impl Pool {
         };
         if let Some(job) = job {
             let at = self.dispatch(&w, job.inv, job.outcome);
-            if let Err(Grant::Dispatched(w, _)) = job.grant.send(Grant::Dispatched(w, at)) {
-                w.kill();
-                self.release_slot();
-            }
+            self.pass_on(job.grant, w, at);
         }
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// One invocation handed to a worker.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Invocation {
     /// The request id (`Lambda-Runtime-Aws-Request-Id`).
     pub id: String,
