@@ -472,6 +472,16 @@ fn ferry_invoke_runs_one_event_locally() {
             && stderr.contains("Max Memory Used:"),
         "{stderr}"
     );
+    // A cold start, as Lambda reports one: the REPORT line ends with the init's duration.
+    let report = stderr
+        .lines()
+        .find(|l| l.contains("REPORT RequestId:"))
+        .unwrap();
+    let init = report
+        .split_once("\tInit Duration: ")
+        .and_then(|(_, d)| d.strip_suffix(" ms"))
+        .and_then(|d| d.parse::<f64>().ok());
+    assert!(init.is_some_and(|ms| ms > 0.0), "{report}");
     let o = run(&[
         "invoke",
         "hello",

@@ -82,6 +82,11 @@ struct Worker {
     peak: Mutex<Option<(Instant, Option<u64>)>>,
     /// When the invocation in flight was handed to the worker.
     dispatched: Mutex<Instant>,
+    /// When the process was started: its init phase runs from here to the end
+    /// [`Shared::init_end`] marks.
+    spawned: Instant,
+    /// Whether an invocation's `REPORT` has shown the init duration (the first one does).
+    init_shown: AtomicBool,
     /// The peak the answer hook read when it handed the worker on, for REPORT and the memory
     /// check of the invocation that just ended (so both decide on the same reading).
     answer_peak: Mutex<Option<Option<u64>>>,
@@ -95,6 +100,10 @@ struct Successor {
     grant: oneshot::Sender<Grant>,
     at: Instant,
 }
+
+/// Lambda's limit on a function's init phase (start-up and module code before the first
+/// `GET /next`); the invocation timeout does not count it.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// How long a peak-memory reading is reused. Reading `/proc/<pid>/status` took ~70 µs of
 /// every request on the hot path; the peak only grows, so a reading this recent is a fair
@@ -118,6 +127,13 @@ impl Worker {
                 mb
             }
         }
+    }
+
+    /// How long the worker's init phase took, the first time it is asked for once the
+    /// phase is over (the `Init Duration` of the first `REPORT`, as Lambda's cold starts show).
+    fn first_init(&self) -> Option<Duration> {
+        let end = self.shared.init_end()?;
+        (!self.init_shown.swap(true, Ordering::SeqCst)).then(|| end - self.spawned)
     }
 
     fn healthy(&self, generation: u64) -> bool {
@@ -197,13 +213,27 @@ impl Pool {
         self.slots.lock().expect("slots lock")
     }
 
-    /// Starts one worker ahead of the first request, so the first response is fast.
-    /// Returns once the worker has finished its init (or failed, or 10 s passed).
+    /// Starts one worker ahead of the first request, so the first response is fast; nothing
+    /// when the pool already has a worker (a request came first). The worker takes a slot
+    /// like any other, so warming never starts more workers than the concurrency setting,
+    /// and it is handed out before its init ends: a request that comes meanwhile waits for
+    /// that init instead of starting a worker of its own. Returns once the init is over (or
+    /// the spawn failed, or [`INIT_LIMIT`] passed).
     pub async fn warm(self: &Arc<Self>) {
-        if let Ok(w) = self.spawn().await {
-            let shared = w.shared.clone();
-            self.slots().idle.push(w);
-            let _ = tokio::time::timeout(Duration::from_secs(10), shared.ready.notified()).await;
+        {
+            let mut slots = self.slots();
+            if !slots.idle.is_empty() || slots.busy > 0 {
+                return;
+            }
+            slots.busy += 1;
+        }
+        match self.spawn().await {
+            Ok(w) => {
+                let shared = w.shared.clone();
+                self.give_back(w);
+                let _ = tokio::time::timeout(INIT_LIMIT, shared.initialized()).await;
+            }
+            Err(_) => self.release_slot(),
         }
     }
 
@@ -267,6 +297,7 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let spawned = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -328,6 +359,8 @@ impl Pool {
             pid,
             peak: Mutex::new(None),
             dispatched: Mutex::new(Instant::now()),
+            spawned,
+            init_shown: AtomicBool::new(false),
             answer_peak: Mutex::new(None),
             successor: Mutex::new(None),
         });
@@ -378,13 +411,23 @@ impl Pool {
         let inv = Invocation {
             id: request_id.clone(),
             payload,
-            deadline_ms: 0,
+            timeout,
             arn,
             trace_id: String::new(),
         };
-        let (worker, started) = match self.checkout(inv, tx).await {
+        let (worker, dispatched) = match self.checkout(inv, tx).await {
             Ok(w) => w,
             Err(why) => return Result::Failed(why),
+        };
+        // As on Lambda, a new worker's init is not part of its first invocation: the timeout
+        // counts from the end of the init phase, which has a limit of its own. Past that
+        // limit the invocation's timeout covers the rest (Lambda retries such an init within
+        // the invocation's timeout).
+        let started = match worker.shared.init_end() {
+            Some(end) => end.max(dispatched),
+            None => tokio::time::timeout(INIT_LIMIT, worker.shared.initialized())
+                .await
+                .map_or_else(|_| Instant::now(), |end| end.max(dispatched)),
         };
         self.log.start(&name, &request_id);
         // The memory setting is enforced as Lambda enforces it: a worker whose resident
@@ -417,7 +460,9 @@ impl Pool {
             .expect("answer peak lock")
             .take()
             .unwrap_or_else(|| worker.peak_after_answer());
-        self.log.report(&name, &request_id, elapsed, memory, peak);
+        let init = worker.first_init();
+        self.log
+            .report(&name, &request_id, elapsed, memory, peak, init);
         let over = outcome.is_none() || peak.is_some_and(|p| p > u64::from(memory));
         if over {
             self.retire(&worker);
@@ -553,18 +598,17 @@ impl Pool {
         mut inv: Invocation,
         outcome: oneshot::Sender<Outcome>,
     ) -> Instant {
-        let timeout = self.spec.lock().expect("spec lock").timeout;
-        let deadline = std::time::SystemTime::now()
+        let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-            + timeout.as_millis();
-        inv.deadline_ms = deadline;
-        inv.trace_id = trace_id(deadline / 1000, &inv.id);
+            .map_or(0, |d| d.as_secs());
+        inv.trace_id = trace_id(now.into(), &inv.id);
         let at = Instant::now();
         *w.dispatched.lock().expect("dispatched lock") = at;
         let id = inv.id.clone();
         w.shared.expect(&id, outcome);
-        if w.tx.try_send(inv).is_err() {
+        // A worker that exited before the invocation was registered had its invocations
+        // failed already (`alive` is cleared before that): fail this one too.
+        if !w.alive.load(Ordering::SeqCst) || w.tx.try_send(inv).is_err() {
             if let Some(tx) = w.shared.forget(&id) {
                 let _ = tx.send(Outcome::Crashed("the worker stopped".into()));
             }
@@ -810,25 +854,130 @@ while True:
         std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
     }
 
+    fn spec(name: &str, script: &str, dir: &std::path::Path, timeout: Duration) -> Spec {
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
+        env.insert(
+            "RESULT".to_owned(),
+            dir.join("result").display().to_string(),
+        );
+        Spec {
+            name: name.into(),
+            command: vec![python(), "-c".into(), script.into()],
+            cwd: dir.to_owned(),
+            env,
+            timeout,
+            concurrency: 1,
+            arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+            memory: 1024,
+            local_socket: false,
+        }
+    }
+
+    /// A worker whose init (module code before its first `GET /next`) takes 1.5 s, then
+    /// answers each event with the milliseconds its deadline header left it.
+    const SLOW_INIT: &str = r#"
+import os, time, urllib.request
+time.sleep(1.5)
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        left = int(r.headers["Lambda-Runtime-Deadline-Ms"]) - int(time.time() * 1000)
+    urllib.request.urlopen(urllib.request.Request(api + rid + "/response", data=str(left).encode()))
+"#;
+
+    /// Waits until the pool has `idle` idle and `busy` busy workers.
+    async fn until(pool: &Pool, idle: usize, busy: usize) {
+        let since = Instant::now();
+        loop {
+            {
+                let slots = pool.slots();
+                if (slots.idle.len(), slots.busy) == (idle, busy) {
+                    return;
+                }
+                assert!(
+                    since.elapsed() < Duration::from_secs(20),
+                    "idle {}, busy {}",
+                    slots.idle.len(),
+                    slots.busy
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn warming_never_starts_more_workers_than_the_concurrency_setting() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = spec("warm", SLOW_INIT, dir.path(), Duration::from_secs(5));
+        // A request first: warming a pool that has its worker starting adds none.
+        let pool = Pool::new(spec.clone(), Log::new(false));
+        let call = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.invoke(Bytes::from("{}"), "id-0".into()).await }
+        });
+        until(&pool, 0, 1).await;
+        pool.warm().await;
+        assert!(matches!(call.await.expect("task"), Result::Ok(_)));
+        until(&pool, 1, 0).await;
+        pool.shutdown();
+        // Warming first: a request that comes during the init takes that worker and waits
+        // for its init, with its whole timeout still ahead of it.
+        let pool = Pool::new(spec, Log::new(false));
+        let warming = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.warm().await }
+        });
+        until(&pool, 1, 0).await;
+        match pool.invoke(Bytes::from("{}"), "id-1".into()).await {
+            Result::Ok(left) => assert!(
+                std::str::from_utf8(&left)
+                    .expect("utf-8")
+                    .parse::<i64>()
+                    .is_ok_and(|ms| ms > 4000),
+                "{left:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        warming.await.expect("warm task");
+        until(&pool, 1, 0).await;
+        pool.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_new_workers_init_does_not_count_towards_its_first_invocations_timeout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = Pool::new(
+            spec("slow-init", SLOW_INIT, dir.path(), Duration::from_secs(1)),
+            Log::new(false),
+        );
+        // Longer than the 1 s timeout to start, yet both the cold and the warm invocation
+        // get their whole second (the deadline the worker is told, too).
+        for n in 0..2 {
+            match pool.invoke(Bytes::from("{}"), format!("id-{n}")).await {
+                Result::Ok(left) => {
+                    let left: i64 = std::str::from_utf8(&left)
+                        .expect("utf-8")
+                        .parse()
+                        .expect("a number");
+                    assert!(
+                        (500..=1000).contains(&left),
+                        "invocation {n}: {left} ms left"
+                    );
+                }
+                other => panic!("invocation {n}: {other:?}"),
+            }
+        }
+        pool.shutdown();
+    }
+
     #[tokio::test]
     async fn a_queued_invocation_goes_out_with_the_answers_acknowledgement() {
         let dir = tempfile::tempdir().expect("temp dir");
         let result = dir.path().join("result");
-        let mut env = BTreeMap::new();
-        env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
-        env.insert("RESULT".to_owned(), result.display().to_string());
         let pool = Pool::new(
-            Spec {
-                name: "echo".into(),
-                command: vec![python(), "-c".into(), WORKER.into()],
-                cwd: dir.path().to_owned(),
-                env,
-                timeout: Duration::from_secs(20),
-                concurrency: 1,
-                arn: "arn:aws:lambda:us-east-1:000000000000:function:echo".into(),
-                memory: 1024,
-                local_socket: false,
-            },
+            spec("echo", WORKER, dir.path(), Duration::from_secs(20)),
             Log::new(false),
         );
         // Six at once on one worker: five wait in line while the first starts it.

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// One invocation handed to a worker.
 #[derive(Debug, Clone)]
@@ -19,8 +20,9 @@ pub struct Invocation {
     pub id: String,
     /// The event.
     pub payload: Bytes,
-    /// Epoch milliseconds by which the function must answer.
-    pub deadline_ms: u128,
+    /// How long the function has once it gets the invocation: `GET /next` turns it into
+    /// `Lambda-Runtime-Deadline-Ms` (an epoch in milliseconds) when it hands the event out.
+    pub timeout: Duration,
     /// `Lambda-Runtime-Invoked-Function-Arn`.
     pub arn: String,
     /// `Lambda-Runtime-Trace-Id`.
@@ -46,8 +48,11 @@ pub struct Shared {
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     /// The body of `/init/error`, once posted: every later invocation fails with it.
     init_error: Mutex<Option<Bytes>>,
-    /// Signalled when the worker first asks for an invocation (its init is done).
-    pub ready: tokio::sync::Notify,
+    /// When the worker's init phase ended: its first `GET /next`, its `/init/error`, or its
+    /// exit, whichever came first.
+    init_end: OnceLock<Instant>,
+    /// Wakes whoever waits for the end of the init phase ([`Shared::initialized`]).
+    init_waiters: Notify,
     /// Called when the worker answers an invocation (response or error), before the answer
     /// is acknowledged: the pool gives the worker its next invocation here (and says whether
     /// it did), so that a `GET /next` pipelined behind the answer finds it at once.
@@ -63,7 +68,8 @@ impl Shared {
                 next: tokio::sync::Mutex::new(rx),
                 pending: Mutex::new(HashMap::new()),
                 init_error: Mutex::new(None),
-                ready: tokio::sync::Notify::new(),
+                init_end: OnceLock::new(),
+                init_waiters: Notify::new(),
                 on_answer: std::sync::OnceLock::new(),
             }),
             tx,
@@ -88,8 +94,35 @@ impl Shared {
         self.init_error.lock().expect("init lock").clone()
     }
 
+    /// Marks the end of the worker's init phase (once; later calls change nothing).
+    fn end_init(&self) {
+        if self.init_end.get().is_none() && self.init_end.set(Instant::now()).is_ok() {
+            self.init_waiters.notify_waiters();
+        }
+    }
+
+    /// When the worker's init phase ended, if it has.
+    pub fn init_end(&self) -> Option<Instant> {
+        self.init_end.get().copied()
+    }
+
+    /// Returns once the worker's init phase is over: it asked for its first invocation,
+    /// reported an init error or exited.
+    pub async fn initialized(&self) -> Instant {
+        loop {
+            let woken = self.init_waiters.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(at) = self.init_end() {
+                return at;
+            }
+            woken.await;
+        }
+    }
+
     /// Fails every invocation in flight (the process died).
     pub fn fail_all(&self, why: &str) {
+        self.end_init();
         let drained: Vec<_> = self.pending.lock().expect("pending lock").drain().collect();
         for (_, tx) in drained {
             let _ = tx.send(Outcome::Crashed(why.to_owned()));
@@ -140,7 +173,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn next(State(s): State<Arc<Shared>>) -> Response {
-    s.ready.notify_one();
+    s.end_init();
     // Long poll: held until the pool hands this worker an invocation.
     let inv = { s.next.lock().await.recv().await };
     let Some(inv) = inv else {
@@ -153,11 +186,11 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
         }
     };
     put(&mut h, "lambda-runtime-aws-request-id", &inv.id);
-    put(
-        &mut h,
-        "lambda-runtime-deadline-ms",
-        &inv.deadline_ms.to_string(),
-    );
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        + inv.timeout.as_millis();
+    put(&mut h, "lambda-runtime-deadline-ms", &deadline.to_string());
     put(&mut h, "lambda-runtime-invoked-function-arn", &inv.arn);
     put(&mut h, "lambda-runtime-trace-id", &inv.trace_id);
     put(&mut h, "content-type", "application/json");
@@ -200,6 +233,7 @@ async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes
 
 async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     *s.init_error.lock().expect("init lock") = Some(body.clone());
+    s.end_init();
     let drained: Vec<_> = s.pending.lock().expect("pending lock").drain().collect();
     let mut body = Some(body);
     for (_, tx) in drained {
