@@ -132,6 +132,10 @@ impl Worker {
     /// How long the worker's init phase took, the first time it is asked for once the
     /// phase is over (the `Init Duration` of the first `REPORT`, as Lambda's cold starts show).
     fn first_init(&self) -> Option<Duration> {
+        // A load first: every later invocation stops here, without a write.
+        if self.init_shown.load(Ordering::Relaxed) {
+            return None;
+        }
         let end = self.shared.init_end()?;
         (!self.init_shown.swap(true, Ordering::SeqCst)).then(|| end - self.spawned)
     }
