@@ -326,6 +326,81 @@ except c.exceptions.ResourceNotFoundException:
     assert_eq!(stdout.lines().nth(1), Some("not-found"));
 }
 
+/// `Invoke`'s client context reaches the function's context object, decoded, through both
+/// shims; a malformed one is refused as Lambda refuses it; an `Event` call answers with the
+/// request id the function then sees.
+#[test]
+fn lambda_invoke_passes_the_client_context() {
+    let svc = service(
+        &format!(
+            "service: ctx\nprovider:\n  runtime: python3.12\n  local:\n    python: {py}\nfunctions:\n  py:\n    handler: app.handler\n  node:\n    handler: index.handler\n    runtime: nodejs22\n",
+            py = test_python()
+        ),
+        &[
+            (
+                "app.py",
+                "import json, os\ndef handler(event, context):\n    c = context.client_context\n    if event.get('note'):\n        with open(context.aws_request_id, 'w') as f:\n            f.write(json.dumps(c and c.custom))\n    return {'custom': c and c.custom, 'env': c and c.env}\n",
+            ),
+            (
+                "index.js",
+                "exports.handler = async (event, context) => ({ custom: context.clientContext?.custom ?? null, env: context.clientContext?.env ?? null });\n",
+            ),
+        ],
+    );
+    let d = dev(svc.path(), &["--no-watch"]);
+    let script = format!(
+        r#"
+import base64, json, os, sys, time, boto3
+c = boto3.client("lambda", endpoint_url="{aws}", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+ctx = base64.b64encode(json.dumps({{"custom": {{"tenant": "t-1"}}, "env": {{"locale": "en"}}}}).encode()).decode()
+for fn in ["ctx-dev-py", "node"]:
+    r = c.invoke(FunctionName=fn, ClientContext=ctx, Payload=b"{{}}")
+    print(json.dumps(json.loads(r["Payload"].read())))
+r = c.invoke(FunctionName="py", Payload=b"{{}}")
+print(json.dumps(json.loads(r["Payload"].read())))
+for bad in ["not base64!", base64.b64encode(b"[1, 2]").decode()]:
+    try:
+        c.invoke(FunctionName="py", ClientContext=bad, Payload=b"{{}}")
+        print("accepted")
+    except c.exceptions.InvalidRequestContentException as e:
+        print(e.response["Error"]["Message"])
+r = c.invoke(FunctionName="py", InvocationType="Event", ClientContext=ctx, Payload=b'{{"note": true}}')
+rid = r["ResponseMetadata"]["RequestId"]
+for _ in range(200):
+    if os.path.exists(os.path.join(sys.argv[1], rid)):
+        break
+    time.sleep(0.05)
+print(r["StatusCode"], open(os.path.join(sys.argv[1], rid)).read())
+"#,
+        aws = d.aws
+    );
+    let out = Command::new(test_python())
+        .arg("-c")
+        .arg(script)
+        .arg(svc.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let invalid = "Client context must be a valid Base64-encoded JSON object.";
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            r#"{"custom": {"tenant": "t-1"}, "env": {"locale": "en"}}"#,
+            r#"{"custom": {"tenant": "t-1"}, "env": {"locale": "en"}}"#,
+            r#"{"custom": null, "env": null}"#,
+            invalid,
+            invalid,
+            // Asynchronous calls carry no client context, as on Lambda.
+            "202 null",
+        ]
+    );
+}
+
 /// Queues, buckets, topics and secrets, driven by boto3 from outside and from inside a
 /// function through the injected variables.
 #[test]

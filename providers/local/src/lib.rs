@@ -516,18 +516,35 @@ async fn lambda_invoke(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse")
         .to_owned();
+    let client_context = match headers.get("x-amz-client-context").map(client_context) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(why)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [
+                    ("content-type", "application/json"),
+                    ("x-amzn-errortype", "InvalidRequestContentException"),
+                ],
+                serde_json::json!({ "Type": "User", "message": why }).to_string(),
+            )
+                .into_response()
+        }
+    };
     match kind.as_str() {
         "DryRun" => return StatusCode::NO_CONTENT.into_response(),
         "Event" => {
+            // Lambda passes the client context to synchronous invocations only.
+            let answer = (StatusCode::ACCEPTED, [("x-amzn-requestid", id.clone())], "");
             tokio::spawn(async move {
                 let _ = pool.invoke(payload, id).await;
             });
-            return (StatusCode::ACCEPTED, [("x-amzn-requestid", "event")], "").into_response();
+            return answer.into_response();
         }
         _ => {}
     }
     let version = [("x-amz-executed-version", "$LATEST")];
-    match pool.invoke(payload, id.clone()).await {
+    match pool.invoke_with(payload, id.clone(), client_context).await {
         pool::Result::Ok(b) => (StatusCode::OK, version, [("x-amzn-requestid", id)], b).into_response(),
         pool::Result::FunctionError(b) => (StatusCode::OK, version, [("x-amz-function-error", "Unhandled".to_owned())], b).into_response(),
         pool::Result::Timeout => (
@@ -544,6 +561,29 @@ async fn lambda_invoke(
             serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": why }).to_string(),
         )
             .into_response(),
+    }
+}
+
+/// The JSON of an `Invoke` call's `X-Amz-Client-Context` header, which carries up to 3,583
+/// bytes of base64 that must decode to a JSON object; Lambda refuses anything else.
+fn client_context(header: &axum::http::HeaderValue) -> Result<String, String> {
+    use base64::Engine as _;
+    const MAX: usize = 3583;
+    const INVALID: &str = "Client context must be a valid Base64-encoded JSON object.";
+    if header.len() > MAX {
+        return Err(format!(
+            "Client context must be at most {MAX} bytes of Base64 ({} given).",
+            header.len()
+        ));
+    }
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(header.as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(INVALID)?;
+    match serde_json::from_str::<serde_json::Value>(&json) {
+        Ok(serde_json::Value::Object(_)) => Ok(json),
+        _ => Err(INVALID.into()),
     }
 }
 
@@ -747,4 +787,31 @@ fn build_services(
         }
     }
     (s, tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use base64::Engine as _;
+
+    #[test]
+    fn client_contexts_are_base64_json_objects_of_limited_size() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let header = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(
+            super::client_context(&header(&b64(r#"{"custom":{"a":"b"}}"#))),
+            Ok(r#"{"custom":{"a":"b"}}"#.to_owned())
+        );
+        for bad in [b64("[]"), b64("{"), b64("\"x\""), "%%%".to_owned()] {
+            assert!(super::client_context(&header(&bad)).is_err(), "{bad}");
+        }
+        // Base64 comes in fours: 3,580 bytes pass, the next size up (3,584) is over 3,583.
+        let fits = b64(&format!(r#"{{"custom":{{"p":"{}"}}}}"#, "x".repeat(2666)));
+        assert_eq!(fits.len(), 3580);
+        let at_limit = b64(&format!(r#"{{"custom":{{"p":"{}"}}}}"#, "x".repeat(2669)));
+        assert_eq!(at_limit.len(), 3584);
+        assert!(super::client_context(&header(&fits)).is_ok());
+        let err = super::client_context(&header(&at_limit)).unwrap_err();
+        assert!(err.contains("3583"), "{err}");
+    }
 }

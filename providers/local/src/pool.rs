@@ -378,13 +378,25 @@ impl Pool {
 
     /// Runs one invocation.
     pub async fn invoke(self: &Arc<Self>, payload: Bytes, request_id: String) -> Result {
+        self.invoke_with(payload, request_id, None).await
+    }
+
+    /// Runs one invocation with the client context a Lambda `Invoke` call passed (decoded
+    /// JSON), which the function sees as `context.clientContext`/`context.client_context`.
+    pub async fn invoke_with(
+        self: &Arc<Self>,
+        payload: Bytes,
+        request_id: String,
+        client_context: Option<String>,
+    ) -> Result {
         if !self.ticking.swap(true, Ordering::SeqCst) {
             self.start_ticker();
         }
         // The invocation runs in its own task: a caller that goes away (a client that hangs
         // up) must not cancel it halfway and lose the warm worker.
         let pool = self.clone();
-        match tokio::spawn(async move { pool.run(payload, request_id).await }).await {
+        match tokio::spawn(async move { pool.run(payload, request_id, client_context).await }).await
+        {
             Ok(r) => r,
             Err(e) => Result::Failed(format!("the invocation task failed: {e}")),
         }
@@ -406,7 +418,12 @@ impl Pool {
         });
     }
 
-    async fn run(&self, payload: Bytes, request_id: String) -> Result {
+    async fn run(
+        &self,
+        payload: Bytes,
+        request_id: String,
+        client_context: Option<String>,
+    ) -> Result {
         let (name, timeout, arn, memory) = {
             let s = self.spec.lock().expect("spec lock");
             (s.name.clone(), s.timeout, s.arn.clone(), s.memory)
@@ -418,6 +435,7 @@ impl Pool {
             timeout,
             arn,
             trace_id: String::new(),
+            client_context,
         };
         let (worker, dispatched) = match self.checkout(inv, tx).await {
             Ok(w) => w,

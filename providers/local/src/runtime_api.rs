@@ -27,6 +27,9 @@ pub struct Invocation {
     pub arn: String,
     /// `Lambda-Runtime-Trace-Id`.
     pub trace_id: String,
+    /// `Lambda-Runtime-Client-Context`: the JSON a Lambda `Invoke` call passed (base64) in
+    /// `X-Amz-Client-Context`, decoded, as Lambda hands it to the runtime.
+    pub client_context: Option<String>,
 }
 
 /// How an invocation ended.
@@ -193,6 +196,9 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     put(&mut h, "lambda-runtime-deadline-ms", &deadline.to_string());
     put(&mut h, "lambda-runtime-invoked-function-arn", &inv.arn);
     put(&mut h, "lambda-runtime-trace-id", &inv.trace_id);
+    if let Some(c) = &inv.client_context {
+        put(&mut h, "lambda-runtime-client-context", c);
+    }
     put(&mut h, "content-type", "application/json");
     (StatusCode::OK, h, inv.payload).into_response()
 }
