@@ -328,9 +328,9 @@ except c.exceptions.ResourceNotFoundException:
 
 /// `Invoke`'s client context reaches the function's context object, decoded, through both
 /// shims; a malformed one is refused as Lambda refuses it; an `Event` call answers with the
-/// request id the function then sees.
+/// request id the function then sees; `LogType: Tail` returns the invocation's log.
 #[test]
-fn lambda_invoke_passes_the_client_context() {
+fn lambda_invoke_passes_the_client_context_and_returns_the_log_tail() {
     let svc = service(
         &format!(
             "service: ctx\nprovider:\n  runtime: python3.12\n  local:\n    python: {py}\nfunctions:\n  py:\n    handler: app.handler\n  node:\n    handler: index.handler\n    runtime: nodejs22\n",
@@ -339,11 +339,11 @@ fn lambda_invoke_passes_the_client_context() {
         &[
             (
                 "app.py",
-                "import json, os\ndef handler(event, context):\n    c = context.client_context\n    if event.get('note'):\n        with open(context.aws_request_id, 'w') as f:\n            f.write(json.dumps(c and c.custom))\n    return {'custom': c and c.custom, 'env': c and c.env}\n",
+                "import json, os\ndef handler(event, context):\n    print('py says', event.get('say', 'hi'))\n    c = context.client_context\n    if event.get('note'):\n        with open(context.aws_request_id, 'w') as f:\n            f.write(json.dumps(c and c.custom))\n    return {'custom': c and c.custom, 'env': c and c.env}\n",
             ),
             (
                 "index.js",
-                "exports.handler = async (event, context) => ({ custom: context.clientContext?.custom ?? null, env: context.clientContext?.env ?? null });\n",
+                "exports.handler = async (event, context) => (console.log('node says hi'), { custom: context.clientContext?.custom ?? null, env: context.clientContext?.env ?? null });\n",
             ),
         ],
     );
@@ -371,6 +371,14 @@ for _ in range(200):
         break
     time.sleep(0.05)
 print(r["StatusCode"], open(os.path.join(sys.argv[1], rid)).read())
+for fn, event in [("py", {{}}), ("node", {{}}), ("py", {{"say": "x" * 5000}})]:
+    r = c.invoke(FunctionName=fn, LogType="Tail", Payload=json.dumps(event).encode())
+    print(json.dumps({{"id": r["ResponseMetadata"]["RequestId"], "tail": base64.b64decode(r["LogResult"]).decode()}}))
+print("LogResult" in c.invoke(FunctionName="py", Payload=b"{{}}"))
+try:
+    c.invoke(FunctionName="py", LogType="Bogus", Payload=b"{{}}")
+except c.exceptions.ClientError as e:
+    print(e.response["Error"]["Code"])
 "#,
         aws = d.aws
     );
@@ -387,8 +395,36 @@ print(r["StatusCode"], open(os.path.join(sys.argv[1], rid)).read())
         String::from_utf8_lossy(&out.stderr)
     );
     let invalid = "Client context must be a valid Base64-encoded JSON object.";
+    let lines: Vec<_> = stdout.lines().collect();
+    // Three log tails: the invocation's START, what it printed, END and REPORT.
+    for (i, said) in ["py says hi", "node says hi", ""].into_iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(lines[6 + i]).unwrap();
+        let (id, tail) = (v["id"].as_str().unwrap(), v["tail"].as_str().unwrap());
+        let mut expected = vec![
+            format!("START RequestId: {id} Version: $LATEST"),
+            said.to_owned(),
+            format!("END RequestId: {id}"),
+        ];
+        let got: Vec<&str> = tail.lines().collect();
+        if said.is_empty() {
+            // 5,000 characters printed: the last 4 KB, ending as the others do.
+            assert!(tail.len() <= 4096 && tail.len() > 4000, "{}", tail.len());
+            expected.drain(..2);
+            assert!(got[0].chars().all(|c| c == 'x'), "{tail}");
+            assert_eq!(got[1..2], expected, "{tail}");
+        } else {
+            assert_eq!(got[..3], expected, "{tail}");
+        }
+        assert!(
+            got.last()
+                .unwrap()
+                .starts_with(&format!("REPORT RequestId: {id}\tDuration: ")),
+            "{tail}"
+        );
+    }
+    assert_eq!(lines[9..], ["False", "ValidationException"]);
     assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
+        lines[..6],
         [
             r#"{"custom": {"tenant": "t-1"}, "env": {"locale": "en"}}"#,
             r#"{"custom": {"tenant": "t-1"}, "env": {"locale": "en"}}"#,

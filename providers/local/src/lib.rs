@@ -543,25 +543,72 @@ async fn lambda_invoke(
         }
         _ => {}
     }
-    let version = [("x-amz-executed-version", "$LATEST")];
-    match pool.invoke_with(payload, id.clone(), client_context).await {
-        pool::Result::Ok(b) => (StatusCode::OK, version, [("x-amzn-requestid", id)], b).into_response(),
-        pool::Result::FunctionError(b) => (StatusCode::OK, version, [("x-amz-function-error", "Unhandled".to_owned())], b).into_response(),
+    let log_tail = match headers.get("x-amz-log-type").map(|v| v.as_bytes()) {
+        None | Some(b"None") => false,
+        Some(b"Tail") => true,
+        Some(other) => {
+            return validation_error(&format!(
+                "1 validation error detected: Value '{}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]",
+                String::from_utf8_lossy(other)
+            ))
+        }
+    };
+    let extras = pool::Extras {
+        client_context,
+        log_tail,
+    };
+    let (result, tail) = pool.invoke_with(payload, id.clone(), extras).await;
+    let (error, body) = match result {
+        pool::Result::Ok(b) => (None, b),
+        pool::Result::FunctionError(b) => (Some("Unhandled"), b),
         pool::Result::Timeout => (
-            StatusCode::OK,
-            version,
-            [("x-amz-function-error", "Unhandled".to_owned())],
-            serde_json::json!({ "errorType": "Sandbox.Timedout", "errorMessage": "Task timed out" }).to_string(),
-        )
-            .into_response(),
+            Some("Unhandled"),
+            Bytes::from(
+                serde_json::json!({ "errorType": "Sandbox.Timedout", "errorMessage": "Task timed out" }).to_string(),
+            ),
+        ),
         pool::Result::Failed(why) => (
-            StatusCode::OK,
-            version,
-            [("x-amz-function-error", "Unhandled".to_owned())],
-            serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": why }).to_string(),
-        )
-            .into_response(),
+            Some("Unhandled"),
+            Bytes::from(
+                serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": why }).to_string(),
+            ),
+        ),
+    };
+    let mut answer = (
+        StatusCode::OK,
+        [("x-amz-executed-version", "$LATEST")],
+        [("x-amzn-requestid", id)],
+        body,
+    )
+        .into_response();
+    let h = answer.headers_mut();
+    if let Some(e) = error {
+        h.insert(
+            "x-amz-function-error",
+            axum::http::HeaderValue::from_static(e),
+        );
     }
+    if let Some(t) = tail {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(t);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&b64) {
+            h.insert("x-amz-log-result", v);
+        }
+    }
+    answer
+}
+
+/// A request that fails an API constraint (`ValidationException`).
+fn validation_error(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [
+            ("content-type", "application/json"),
+            ("x-amzn-errortype", "ValidationException"),
+        ],
+        serde_json::json!({ "Type": "User", "message": message }).to_string(),
+    )
+        .into_response()
 }
 
 /// The JSON of an `Invoke` call's `X-Amz-Client-Context` header, which carries up to 3,583

@@ -78,6 +78,27 @@ pub fn flush() {
     }
 }
 
+/// Lambda's `REPORT` line of an invocation, unprefixed and without its newline; `init` is the
+/// worker's init duration, which Lambda shows on the first invocation of a new execution
+/// environment (a cold start).
+pub fn report_line(
+    id: &str,
+    took: Duration,
+    memory: u32,
+    max_used: Option<u64>,
+    init: Option<Duration>,
+) -> String {
+    let ms = took.as_secs_f64() * 1000.0;
+    let used = max_used.map_or_else(|| "n/a".to_owned(), |m| format!("{m} MB"));
+    let init = init.map_or_else(String::new, |d| {
+        format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0)
+    });
+    format!(
+        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory} MB\tMax Memory Used: {used}{init}",
+        ms.ceil() as u64
+    )
+}
+
 /// Log output: function lines prefixed with the function's name. Logs go to stderr (stdout
 /// carries `--format json` output).
 #[derive(Clone)]
@@ -133,27 +154,10 @@ impl Log {
         ));
     }
 
-    /// `END` and `REPORT` lines of an invocation; `init` is the worker's init duration, which
-    /// Lambda shows on the first invocation of a new execution environment (a cold start).
-    pub fn report(
-        &self,
-        name: &str,
-        id: &str,
-        took: Duration,
-        memory: u32,
-        max_used: Option<u64>,
-        init: Option<Duration>,
-    ) {
-        let ms = took.as_secs_f64() * 1000.0;
-        let used = max_used.map_or_else(|| "n/a".to_owned(), |m| format!("{m} MB"));
-        let init = init.map_or_else(String::new, |d| {
-            format!("\tInit Duration: {:.2} ms", d.as_secs_f64() * 1000.0)
-        });
+    /// `END` and `REPORT` lines of an invocation (the latter from [`report_line`]).
+    pub fn report(&self, name: &str, id: &str, report: &str) {
         let p = self.paint(name);
-        emit(format!(
-            "{p} END RequestId: {id}\n{p} REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory} MB\tMax Memory Used: {used}{init}\n",
-            ms.ceil() as u64
-        ));
+        emit(format!("{p} END RequestId: {id}\n{p} {report}\n"));
     }
 
     /// A note from ferry about a function.

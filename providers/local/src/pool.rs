@@ -8,6 +8,7 @@
 //! acknowledgement and the next event leave in one write and the worker wakes once per
 //! invocation (measured: python workers read 1.83 times per invocation before, 1.06 after).
 
+use crate::log::report_line;
 use crate::runtime_api::{self, Invocation, Outcome, Shared};
 use crate::Log;
 use axum::body::Bytes;
@@ -87,6 +88,9 @@ struct Worker {
     spawned: Instant,
     /// Whether an invocation's `REPORT` has shown the init duration (the first one does).
     init_shown: AtomicBool,
+    /// The lines the function prints, collected while the invocation in flight asked for
+    /// its log tail (None otherwise). A worker collecting is not handed on at its answer.
+    tail: Arc<Mutex<Option<String>>>,
     /// The peak the answer hook read when it handed the worker on, for REPORT and the memory
     /// check of the invocation that just ended (so both decide on the same reading).
     answer_peak: Mutex<Option<Option<u64>>>,
@@ -104,6 +108,30 @@ struct Successor {
 /// Lambda's limit on a function's init phase (start-up and module code before the first
 /// `GET /next`); the invocation timeout does not count it.
 const INIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// How much log Lambda's `LogType: Tail` returns: the last 4 KB.
+const LOG_TAIL: usize = 4096;
+
+/// Keeps the last `max` bytes of `text` (fewer, to start on a character).
+fn keep_last(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = text.len() - max;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text.drain(..cut);
+    }
+}
+
+/// What a Lambda `Invoke` call may ask of an invocation beyond its event.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// The client context (decoded JSON), which the function sees as
+    /// `context.clientContext` / `context.client_context`.
+    pub client_context: Option<String>,
+    /// Whether to collect the invocation's log for `LogType: Tail`.
+    pub log_tail: bool,
+}
 
 /// How long a peak-memory reading is reused. Reading `/proc/<pid>/status` took ~70 µs of
 /// every request on the hot path; the peak only grows, so a reading this recent is a fair
@@ -138,6 +166,29 @@ impl Worker {
         }
         let end = self.shared.init_end()?;
         (!self.init_shown.swap(true, Ordering::SeqCst)).then(|| end - self.spawned)
+    }
+
+    /// The log of the invocation that just ended, as Lambda's `LogType: Tail` gives it: its
+    /// `START`, the lines the function printed, `END` and `REPORT`, the last 4 KB of that.
+    /// Stops collecting the worker's lines.
+    async fn log_tail(&self, id: &str, report: &str) -> String {
+        // The function wrote its lines to its pipes before its answer to the Runtime API;
+        // the tasks reading the pipes were woken no later than the answer's and run first
+        // once this task yields (the runtime runs woken tasks in order).
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+        let lines = self
+            .tail
+            .lock()
+            .expect("tail lock")
+            .take()
+            .unwrap_or_default();
+        let mut all = format!(
+            "START RequestId: {id} Version: $LATEST\n{lines}END RequestId: {id}\n{report}\n"
+        );
+        keep_last(&mut all, LOG_TAIL);
+        all
     }
 
     fn healthy(&self, generation: u64) -> bool {
@@ -323,12 +374,22 @@ impl Pool {
                 .take()
                 .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ];
+        let tail: Arc<Mutex<Option<String>>> = Arc::default();
         for stream in streams.into_iter().flatten() {
             let log = self.log.clone();
             let name = spec.name.clone();
+            let tail = tail.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(t) = tail.lock().expect("tail lock").as_mut() {
+                        t.push_str(&line);
+                        t.push('\n');
+                        // Bounded: only the last LOG_TAIL bytes are ever returned.
+                        if t.len() > 2 * LOG_TAIL {
+                            keep_last(t, LOG_TAIL);
+                        }
+                    }
                     log.function_line(&name, &line);
                 }
             });
@@ -365,6 +426,7 @@ impl Pool {
             dispatched: Mutex::new(Instant::now()),
             spawned,
             init_shown: AtomicBool::new(false),
+            tail,
             answer_peak: Mutex::new(None),
             successor: Mutex::new(None),
         });
@@ -378,27 +440,36 @@ impl Pool {
 
     /// Runs one invocation.
     pub async fn invoke(self: &Arc<Self>, payload: Bytes, request_id: String) -> Result {
-        self.invoke_with(payload, request_id, None).await
+        self.invoke_with(payload, request_id, Extras::default())
+            .await
+            .0
     }
 
-    /// Runs one invocation with the client context a Lambda `Invoke` call passed (decoded
-    /// JSON), which the function sees as `context.clientContext`/`context.client_context`.
+    /// Runs one invocation with what a Lambda `Invoke` call may add to its event; returns
+    /// the log tail too when one was asked for.
     pub async fn invoke_with(
         self: &Arc<Self>,
         payload: Bytes,
         request_id: String,
-        client_context: Option<String>,
-    ) -> Result {
+        extras: Extras,
+    ) -> (Result, Option<String>) {
         if !self.ticking.swap(true, Ordering::SeqCst) {
             self.start_ticker();
         }
         // The invocation runs in its own task: a caller that goes away (a client that hangs
         // up) must not cancel it halfway and lose the warm worker.
         let pool = self.clone();
-        match tokio::spawn(async move { pool.run(payload, request_id, client_context).await }).await
-        {
-            Ok(r) => r,
-            Err(e) => Result::Failed(format!("the invocation task failed: {e}")),
+        let task = tokio::spawn(async move {
+            let mut tail = None;
+            let r = pool.run(payload, request_id, extras, &mut tail).await;
+            (r, tail)
+        });
+        match task.await {
+            Ok(done) => done,
+            Err(e) => (
+                Result::Failed(format!("the invocation task failed: {e}")),
+                None,
+            ),
         }
     }
 
@@ -422,7 +493,8 @@ impl Pool {
         &self,
         payload: Bytes,
         request_id: String,
-        client_context: Option<String>,
+        extras: Extras,
+        log_tail: &mut Option<String>,
     ) -> Result {
         let (name, timeout, arn, memory) = {
             let s = self.spec.lock().expect("spec lock");
@@ -435,7 +507,8 @@ impl Pool {
             timeout,
             arn,
             trace_id: String::new(),
-            client_context,
+            client_context: extras.client_context,
+            log_tail: extras.log_tail,
         };
         let (worker, dispatched) = match self.checkout(inv, tx).await {
             Ok(w) => w,
@@ -482,9 +555,11 @@ impl Pool {
             .expect("answer peak lock")
             .take()
             .unwrap_or_else(|| worker.peak_after_answer());
-        let init = worker.first_init();
-        self.log
-            .report(&name, &request_id, elapsed, memory, peak, init);
+        let report = report_line(&request_id, elapsed, memory, peak, worker.first_init());
+        if extras.log_tail {
+            *log_tail = Some(worker.log_tail(&request_id, &report).await);
+        }
+        self.log.report(&name, &request_id, &report);
         let over = outcome.is_none() || peak.is_some_and(|p| p > u64::from(memory));
         if over {
             self.retire(&worker);
@@ -626,6 +701,7 @@ impl Pool {
         inv.trace_id = trace_id(now.into(), &inv.id);
         let at = Instant::now();
         *w.dispatched.lock().expect("dispatched lock") = at;
+        *w.tail.lock().expect("tail lock") = inv.log_tail.then(String::new);
         let id = inv.id.clone();
         w.shared.expect(&id, outcome);
         // A worker that exited before the invocation was registered had its invocations
@@ -645,7 +721,10 @@ impl Pool {
     /// then passes the worker on ([`Pool::wrap_up`]). A worker that is stale, has gone over
     /// its memory or failed its init is not handed on; its invocation's task retires it.
     fn hand_over(&self, w: &Arc<Worker>) -> bool {
-        if !w.healthy(self.generation.load(Ordering::SeqCst)) || w.shared.init_error().is_some() {
+        if !w.healthy(self.generation.load(Ordering::SeqCst))
+            || w.shared.init_error().is_some()
+            || w.tail.lock().expect("tail lock").is_some()
+        {
             return false;
         }
         let memory = self.spec.lock().expect("spec lock").memory;

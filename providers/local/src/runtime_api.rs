@@ -30,6 +30,9 @@ pub struct Invocation {
     /// `Lambda-Runtime-Client-Context`: the JSON a Lambda `Invoke` call passed (base64) in
     /// `X-Amz-Client-Context`, decoded, as Lambda hands it to the runtime.
     pub client_context: Option<String>,
+    /// Whether the caller wants the invocation's log (Lambda `Invoke`'s `LogType: Tail`); the
+    /// pool's business, not sent to the worker.
+    pub log_tail: bool,
 }
 
 /// How an invocation ended.
