@@ -437,6 +437,95 @@ except c.exceptions.ClientError as e:
     );
 }
 
+/// Lambda's payload limits: answers up to 6 MB go through whole (axum's 2 MB default once
+/// broke a 3 MB one), larger ones fail the invocation as on Lambda while the worker lives on;
+/// requests over the limits are refused before any function runs.
+#[test]
+fn payloads_up_to_lambdas_limits_and_not_beyond() {
+    let svc = service(
+        &format!(
+            "service: big\nprovider:\n  runtime: python3.12\n  local:\n    python: {py}\nfunctions:\n  py:\n    handler: app.big\n    triggers:\n      - http: GET /py\n  node:\n    handler: index.big\n    runtime: nodejs22\n    triggers:\n      - http: GET /node\n  size:\n    handler: app.size\n    triggers:\n      - http: POST /size\n",
+            py = test_python()
+        ),
+        &[
+            (
+                "app.py",
+                "import os\ndef big(event, context):\n    n = int(event['queryStringParameters']['n'])\n    return {'statusCode': 200, 'body': f'{os.getpid()} ' + 'x' * n}\ndef size(event, context):\n    return {'statusCode': 200, 'body': str(len(event['body']))}\n",
+            ),
+            (
+                "index.js",
+                "exports.big = async (event) => ({ statusCode: 200, body: `${process.pid} ` + 'x'.repeat(Number(event.queryStringParameters.n)) });\n",
+            ),
+        ],
+    );
+    let d = dev(svc.path(), &["--no-watch", "--concurrency", "1"]);
+    let c = client();
+    for path in ["/py", "/node"] {
+        let get = |n: usize| {
+            let r = c.get(format!("{}{path}?n={n}", d.gateway)).send().unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        };
+        let (status, body) = get(3_000_000);
+        assert_eq!(status, 200, "{path}");
+        let (pid, xs) = body.split_once(' ').unwrap();
+        assert_eq!(xs.len(), 3_000_000, "{path}");
+        assert_eq!(get(7_000_000).0, 502, "{path}");
+        // The worker took the 413 for its answer and went on.
+        let (status, body) = get(1);
+        assert_eq!((status, body), (200, format!("{pid} x")), "{path}");
+    }
+    let r = c
+        .post(format!("{}/size", d.gateway))
+        .body("y".repeat(4_000_000))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "4000000");
+    let r = c
+        .post(format!("{}/size", d.gateway))
+        .body("y".repeat(7_000_000))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let script = format!(
+        r#"
+import json, os, boto3
+c = boto3.client("lambda", endpoint_url="{aws}", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+r = c.invoke(FunctionName="py", Payload=json.dumps({{"queryStringParameters": {{"n": "7000000"}}}}).encode())
+error = json.loads(r["Payload"].read())
+print(r.get("FunctionError"), error["errorType"], 7000000 < int(error["errorMessage"].split("(")[1].split(" ")[0]) < 7000100)
+print(error["errorMessage"].split(") ")[1])
+for kind, size in [("RequestResponse", 7_000_000), ("Event", 2_000_000)]:
+    try:
+        c.invoke(FunctionName="size", InvocationType=kind, Payload=json.dumps({{"body": "y" * size}}).encode())
+        print("accepted")
+    except c.exceptions.RequestTooLargeException as e:
+        print(e.response["Error"]["Message"])
+"#,
+        aws = d.aws
+    );
+    let out = Command::new(test_python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "Unhandled Function.ResponseSizeTooLarge True",
+            "exceeded maximum allowed payload size (6291556 bytes).",
+            "Request must be smaller than 6291556 bytes for the InvokeFunction operation",
+            "Request must be smaller than 1048576 bytes for the InvokeFunction operation",
+        ]
+    );
+}
+
 /// Queues, buckets, topics and secrets, driven by boto3 from outside and from inside a
 /// function through the injected variables.
 #[test]

@@ -154,9 +154,16 @@ pub async fn answer(
             false,
         );
     };
-    let result = pool
-        .invoke(Bytes::from(event.to_string()), request_id)
-        .await;
+    let event = event.to_string();
+    if event.len() > crate::runtime_api::PAYLOAD_LIMIT {
+        // The body fits API Gateway's 10 MB, but the event (the body base64-encoded or
+        // escaped, with the request around it) is over what Lambda takes.
+        return to_response(
+            events::Response::message(413, "Request Entity Too Large"),
+            target.trigger.cors,
+        );
+    }
+    let result = pool.invoke(Bytes::from(event), request_id).await;
     let cors = target.trigger.cors;
     let r = match result {
         pool::Result::Ok(b) => events::response(target.trigger.payload, &b),

@@ -531,6 +531,28 @@ async fn lambda_invoke(
                 .into_response()
         }
     };
+    // Lambda's limits on what an invocation may carry: 6 MB called synchronously, 1 MB as an
+    // event.
+    let limit = if kind == "Event" {
+        ASYNC_PAYLOAD_LIMIT
+    } else {
+        runtime_api::PAYLOAD_LIMIT
+    };
+    if payload.len() > limit {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [
+                ("content-type", "application/json"),
+                ("x-amzn-errortype", "RequestTooLargeException"),
+            ],
+            serde_json::json!({
+                "Type": "User",
+                "message": format!("Request must be smaller than {limit} bytes for the InvokeFunction operation"),
+            })
+            .to_string(),
+        )
+            .into_response();
+    }
     match kind.as_str() {
         "DryRun" => return StatusCode::NO_CONTENT.into_response(),
         "Event" => {
@@ -597,6 +619,9 @@ async fn lambda_invoke(
     }
     answer
 }
+
+/// Lambda's limit on an asynchronous invocation's payload (1 MB since October 2025).
+const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
 
 /// A request that fails an API constraint (`ValidationException`).
 fn validation_error(message: &str) -> Response {

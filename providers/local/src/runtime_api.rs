@@ -2,7 +2,7 @@
 //! `AWS_LAMBDA_RUNTIME_API` is the bare `127.0.0.1:<port>` of its own server, as AWS's Python
 //! and Node clients and aws-lambda-go require.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Lambda's limit on an invocation's response and on a synchronous invocation's request:
+/// 6 MiB and 100 bytes, the figure its errors name.
+pub const PAYLOAD_LIMIT: usize = 6_291_556;
 
 /// One invocation handed to a worker.
 #[derive(Debug, Clone)]
@@ -224,20 +228,79 @@ fn unknown(id: &str) -> Response {
         .into_response()
 }
 
-async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
-    if s.finish(&id, Outcome::Response(body)).await {
-        accepted()
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Body) -> Response {
+    answered(&s, &id, body, Outcome::Response).await
+}
+
+async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Body) -> Response {
+    answered(&s, &id, body, Outcome::Error).await
+}
+
+/// An answer (`/response` or `/error`) to an invocation. One over [`PAYLOAD_LIMIT`] fails the
+/// invocation as Lambda fails it (`Function.ResponseSizeTooLarge`) and is refused with `413`;
+/// its body is read to the end all the same, so the connection (and a `GET /next` pipelined
+/// behind it) goes on.
+async fn answered(s: &Shared, id: &str, body: Body, outcome: fn(Bytes) -> Outcome) -> Response {
+    let (outcome, answer): (Outcome, fn() -> Response) = match read_capped(body, PAYLOAD_LIMIT).await {
+        Ok(b) => (outcome(b), accepted),
+        Err(Some(size)) => (
+            Outcome::Error(Bytes::from(
+                serde_json::json!({
+                    "errorMessage": format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({PAYLOAD_LIMIT} bytes)."),
+                    "errorType": "Function.ResponseSizeTooLarge",
+                })
+                .to_string(),
+            )),
+            too_large,
+        ),
+        Err(None) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    if s.finish(id, outcome).await {
+        answer()
     } else {
-        unknown(&id)
+        unknown(id)
     }
 }
 
-async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
-    if s.finish(&id, Outcome::Error(body)).await {
-        accepted()
-    } else {
-        unknown(&id)
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [("content-type", "application/json")],
+        format!(r#"{{"errorMessage":"Exceeded maximum allowed payload size ({PAYLOAD_LIMIT} bytes).","errorType":"RequestEntityTooLarge"}}"#),
+    )
+        .into_response()
+}
+
+/// A request body read to its end, kept when it is at most `cap` bytes: `Err(Some(size))`
+/// when it is larger, `Err(None)` when it breaks off. A body in one piece is not copied.
+async fn read_capped(body: Body, cap: usize) -> Result<Bytes, Option<usize>> {
+    use hyper::body::Body as _;
+    let mut body = std::pin::pin!(body);
+    let (mut first, mut more) = (None::<Bytes>, None::<bytes::BytesMut>);
+    let mut size = 0;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(data) = frame.map_err(|_| None)?.into_data() else {
+            continue;
+        };
+        size += data.len();
+        if size > cap {
+            (first, more) = (None, None);
+            continue;
+        }
+        match (&mut first, &mut more) {
+            (None, None) => first = Some(data),
+            (Some(f), None) => {
+                let mut m = bytes::BytesMut::from(&f[..]);
+                m.extend_from_slice(&data);
+                (first, more) = (None, Some(m));
+            }
+            (_, Some(m)) => m.extend_from_slice(&data),
+        }
     }
+    if size > cap {
+        return Err(Some(size));
+    }
+    Ok(more.map_or_else(|| first.unwrap_or_default(), bytes::BytesMut::freeze))
 }
 
 async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
