@@ -1,5 +1,17 @@
 //! The `ferry` command line. Thin: it parses arguments, calls ferry-core and renders.
 
+/// `print!` for ferry's results on stdout, through [`output::out`]: a reader that goes away
+/// early (`ferry print | head`) ends ferry as it ends a Unix tool, not with a panic.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`output::out`] (see [`out!`]).
+macro_rules! outln {
+    () => { $crate::output::out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cli;
 mod commands;
 mod output;

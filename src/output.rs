@@ -5,6 +5,22 @@ use ferry_core::source::Sources;
 use ferry_core::Diag;
 use std::io::IsTerminal;
 
+/// Writes ferry's output to stdout. When the reader has gone away (a closed pipe, as in
+/// `ferry print | head`), ferry stops there with the status a Unix tool killed by `SIGPIPE`
+/// has (141) and no message; `print!` would panic instead. Any other write error is reported
+/// and ends ferry with status 1.
+pub fn out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Whether stderr gets colour.
 pub fn color_stderr(g: &Global) -> bool {
     match g.color {
@@ -69,8 +85,8 @@ pub fn print_plan(g: &Global, plan: &ferry_core::engine::Plan) {
     use crate::cli::Format;
     use ferry_core::engine::render;
     match g.format {
-        Some(Format::Json) => print!("{}", render::json(plan)),
-        Some(Format::Markdown) => print!("{}", render::markdown(plan)),
-        _ => print!("{}", render::text(plan, color_stdout(g))),
+        Some(Format::Json) => out!("{}", render::json(plan)),
+        Some(Format::Markdown) => out!("{}", render::markdown(plan)),
+        _ => out!("{}", render::text(plan, color_stdout(g))),
     }
 }

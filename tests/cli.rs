@@ -197,6 +197,31 @@ fn completions_and_help() {
     assert_eq!(r.code, 2, "bad usage exits 2");
 }
 
+/// A reader that closes the pipe early (`ferry print | head`) ends ferry as it ends a Unix
+/// tool: status 141, no panic, no message.
+#[test]
+fn a_closed_stdout_ends_ferry_quietly() {
+    for args in [
+        &["completions", "bash"][..],
+        &["schema"],
+        &["-c", "examples/hello-http/serverless.yaml", "print"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .current_dir(root())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The read end closes before ferry writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 fn fixture(name: &str) -> PathBuf {
     root().join("tests").join("fixtures").join(name)
 }

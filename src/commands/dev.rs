@@ -89,7 +89,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         };
         if g.format == Some(crate::cli::Format::Json) {
             // One line for scripts (and tests) that start `ferry dev --port 0`.
-            println!("{}", serde_json::json!({ "gateway": format!("http://{}", dev.gateway), "aws": format!("http://{}", dev.aws) }));
+            outln!("{}", serde_json::json!({ "gateway": format!("http://{}", dev.gateway), "aws": format!("http://{}", dev.aws) }));
         }
         if !g.quiet {
             ferry_local::log::say(&dev.describe());

@@ -104,10 +104,10 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
         for (title, _, map) in sections {
             doc[title] = Value::Object(map);
         }
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Ok);
     }
-    println!(
+    outln!(
         "service {} · stage {} · {} (state serial {}, {})",
         state.service,
         state.stage,
@@ -116,15 +116,15 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
         located.backend.location()
     );
     if let Some(e) = &endpoint {
-        println!("\nendpoint: {e}");
+        outln!("\nendpoint: {e}");
         for (key, f) in &routes {
-            println!("  {key:<32} → {}", f.as_str().unwrap_or("?"));
+            outln!("  {key:<32} → {}", f.as_str().unwrap_or("?"));
         }
     }
     if !apps.is_empty() {
-        println!("\napps:");
+        outln!("\napps:");
         for (runtime, a) in &apps {
-            println!(
+            outln!(
                 "  {runtime:<8} {}  {}",
                 a["name"].as_str().unwrap_or("?"),
                 a["url"].as_str().unwrap_or("?")
@@ -138,22 +138,22 @@ pub fn run(g: &Global) -> anyhow::Result<Exit> {
         .max()
         .unwrap_or(0);
     if !functions.is_empty() {
-        println!("\nfunctions:");
+        outln!("\nfunctions:");
         for (f, v) in &functions {
             let url = v["url"]
                 .as_str()
                 .map(|u| format!("  {u}"))
                 .unwrap_or_default();
-            println!("  {f:<width$}  {}{url}", v["name"].as_str().unwrap_or("?"));
+            outln!("  {f:<width$}  {}{url}", v["name"].as_str().unwrap_or("?"));
         }
     }
     for (title, _, map) in &sections {
         if map.is_empty() {
             continue;
         }
-        println!("\n{title}:");
+        outln!("\n{title}:");
         for (n, v) in map {
-            println!("  {n:<width$}  {}", v.as_str().unwrap_or("?"));
+            outln!("  {n:<width$}  {}", v.as_str().unwrap_or("?"));
         }
     }
     Ok(Exit::Ok)

@@ -83,11 +83,11 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         dev.shutdown();
         Ok(match result {
             Some(ferry_local::pool::Result::Ok(b)) => {
-                println!("{}", String::from_utf8_lossy(&b));
+                outln!("{}", String::from_utf8_lossy(&b));
                 Exit::Ok
             }
             Some(ferry_local::pool::Result::FunctionError(b)) => {
-                println!("{}", String::from_utf8_lossy(&b));
+                outln!("{}", String::from_utf8_lossy(&b));
                 Exit::Failure
             }
             Some(ferry_local::pool::Result::Timeout) => {
@@ -115,7 +115,7 @@ fn invoke_aws(
     let rt = super::runtime()?;
     match rt.block_on(ferry_aws::invoke(region, &name, payload.into_bytes())) {
         Ok(r) => {
-            println!("{}", String::from_utf8_lossy(&r.payload));
+            outln!("{}", String::from_utf8_lossy(&r.payload));
             if let Some(e) = r.function_error {
                 eprintln!("error: {name} failed ({e})");
                 return Ok(Exit::Failure);

@@ -211,7 +211,7 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
         }
     }
     if g.format == Some(Format::Json) {
-        println!("{}", serde_json::to_string_pretty(&packaged.index)?);
+        outln!("{}", serde_json::to_string_pretty(&packaged.index)?);
         return Ok(Exit::Ok);
     }
     if !g.quiet {
@@ -223,9 +223,12 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
             .max()
             .unwrap_or(8)
             .max(8);
-        println!(
+        outln!(
             "{:width$}  {:>10}  {:>6}  {:<12}  state",
-            "function", "size", "files", "sha256"
+            "function",
+            "size",
+            "files",
+            "sha256"
         );
         for (name, a) in &packaged.index.functions {
             let state = if packaged.reused.contains(name) {
@@ -235,14 +238,14 @@ pub fn run(g: &Global, out: Option<PathBuf>, functions: Vec<String>) -> anyhow::
             } else {
                 "built"
             };
-            println!(
+            outln!(
                 "{name:width$}  {:>10}  {:>6}  {:<12}  {state}",
                 human(a.size),
                 a.files,
                 &a.sha256[..12]
             );
         }
-        println!(
+        outln!(
             "{} function{} packaged into {} in {:.2?} ({} from cache)",
             packaged.index.functions.len(),
             if packaged.index.functions.len() == 1 {

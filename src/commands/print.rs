@@ -15,9 +15,9 @@ pub fn run(g: &Global, model: bool) -> anyhow::Result<Exit> {
                 l.resolved.to_json()
             };
             match g.format.unwrap_or(Format::Yaml) {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&value)?),
                 Format::Yaml | Format::Text | Format::Markdown => {
-                    print!("{}", ferry_core::yaml::to_yaml(&value))
+                    out!("{}", ferry_core::yaml::to_yaml(&value))
                 }
             }
             Ok(Exit::Ok)

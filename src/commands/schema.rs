@@ -4,7 +4,7 @@ use super::Exit;
 
 /// Runs the command.
 pub fn run() -> anyhow::Result<Exit> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&ferry_core::manifest::json_schema())?
     );

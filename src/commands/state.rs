@@ -107,10 +107,10 @@ pub fn run(g: &Global, cmd: StateCommand) -> anyhow::Result<Exit> {
                     .iter()
                     .map(|(a, r)| serde_json::json!({"address": a, "kind": r.kind, "function": r.function}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for (addr, r) in &state.resources {
-                    println!("{addr}\t{}", r.kind);
+                    outln!("{addr}\t{}", r.kind);
                 }
                 if !g.quiet {
                     eprintln!(
@@ -128,7 +128,7 @@ pub fn run(g: &Global, cmd: StateCommand) -> anyhow::Result<Exit> {
             let state = rt.block_on(backend.read())?;
             match state.as_ref().and_then(|s| s.resources.get(&address)) {
                 Some(r) => {
-                    println!("{}", serde_json::to_string_pretty(r)?);
+                    outln!("{}", serde_json::to_string_pretty(r)?);
                     Ok(Exit::Ok)
                 }
                 None => {
@@ -142,7 +142,7 @@ pub fn run(g: &Global, cmd: StateCommand) -> anyhow::Result<Exit> {
         }
         StateCommand::Unlock { force } => match rt.block_on(backend.force_unlock(force)) {
             Ok(info) => {
-                println!("released the lock held by {info}");
+                outln!("released the lock held by {info}");
                 Ok(Exit::Ok)
             }
             Err(e @ (StateError::NotLocked | StateError::MaybeAlive(_))) => {

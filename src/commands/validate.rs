@@ -24,13 +24,13 @@ pub fn run(g: &Global, allow_unresolved: bool) -> anyhow::Result<Exit> {
                     "triggers": s.functions.values().map(|f| f.triggers.len()).sum::<usize>(),
                     "diagnostics": diags_json(&l.warnings, &l.sources),
                 });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print_diags(g, &l.warnings, &l.sources);
                 if !g.quiet {
                     let triggers: usize = s.functions.values().map(|f| f.triggers.len()).sum();
                     let warn = l.warnings.len();
-                    println!(
+                    outln!(
                         "{} is valid: service `{}`, stage `{}`, {} function{}, {} service{}, {} trigger{}{}",
                         l.path.display(),
                         s.service,
@@ -50,7 +50,7 @@ pub fn run(g: &Global, allow_unresolved: bool) -> anyhow::Result<Exit> {
         Err(f) => {
             if json {
                 let out = serde_json::json!({ "valid": false, "diagnostics": diags_json(&f.diags, &f.sources) });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                outln!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print_diags(g, &f.diags, &f.sources);
             }
