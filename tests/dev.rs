@@ -127,6 +127,135 @@ fn python_example_through_the_shim() {
     assert_eq!(body["task"], "sum", "{body}");
 }
 
+/// The queue-worker example driven end to end by AWS's own command line (awscli from PyPI,
+/// in the test venv) against `ferry dev`'s endpoints: `aws lambda invoke` with a log tail,
+/// `aws sqs send-message`, `aws s3 cp` and `aws s3 ls`, and `aws dynamodb scan` to see the
+/// results the queue worker stored.
+#[test]
+fn queue_worker_example_through_the_aws_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples/queue-worker");
+    let manifest = std::fs::read_to_string(example.join("serverless.yaml")).unwrap();
+    write(
+        &dir.path().join("serverless.yaml"),
+        &manifest.replacen(
+            "\nprovider:\n",
+            &format!("\nprovider:\n  local:\n    python: {}\n", test_python()),
+            1,
+        ),
+    );
+    std::fs::copy(example.join("worker.py"), dir.path().join("worker.py")).unwrap();
+    let d = dev(dir.path(), &["--no-watch"]);
+    let aws_bin = Path::new(&test_python()).with_file_name("aws");
+    let aws = |args: &[&str]| {
+        let out = Command::new(&aws_bin)
+            .args(["--endpoint-url", &d.aws, "--output", "json"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-credentials"),
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // Invoke: the HTTP function called directly, with its log tail.
+    let r: serde_json::Value = serde_json::from_str(&aws(&[
+        "lambda",
+        "invoke",
+        "--function-name",
+        "queue-worker-dev-enqueue",
+        "--log-type",
+        "Tail",
+        "--payload",
+        r#"{"body": "{\"task\": \"sum\", \"payload\": {\"numbers\": [1, 2]}}"}"#,
+        "out.json",
+    ]))
+    .unwrap();
+    assert_eq!(r["StatusCode"], 200, "{r}");
+    use base64::Engine as _;
+    let tail = base64::engine::general_purpose::STANDARD
+        .decode(r["LogResult"].as_str().unwrap())
+        .unwrap();
+    let tail = String::from_utf8(tail).unwrap();
+    assert!(
+        tail.starts_with("START RequestId: ") && tail.contains("\nREPORT RequestId: "),
+        "{tail}"
+    );
+    let out: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(out["statusCode"], 202, "{out}");
+    // SQS: a job straight onto the queue.
+    let url: serde_json::Value = serde_json::from_str(&aws(&[
+        "sqs",
+        "get-queue-url",
+        "--queue-name",
+        "queue-worker-dev-jobs",
+    ]))
+    .unwrap();
+    aws(&[
+        "sqs",
+        "send-message",
+        "--queue-url",
+        url["QueueUrl"].as_str().unwrap(),
+        "--message-body",
+        r#"{"id": "cli-1", "task": "sum", "payload": {"numbers": [4, 5]}}"#,
+    ]);
+    // S3: an upload under incoming/ becomes a job through the storage trigger.
+    write(&dir.path().join("report.txt"), "twelve bytes");
+    aws(&[
+        "s3",
+        "cp",
+        "report.txt",
+        "s3://queue-worker-dev-uploads/incoming/report.txt",
+    ]);
+    assert!(aws(&["s3", "ls", "s3://queue-worker-dev-uploads/incoming/"]).contains("report.txt"));
+    // DynamoDB: the worker stored all three results.
+    let since = Instant::now();
+    loop {
+        let scan: serde_json::Value = serde_json::from_str(&aws(&[
+            "dynamodb",
+            "scan",
+            "--table-name",
+            "queue-worker-dev-results",
+        ]))
+        .unwrap();
+        let mut outputs: Vec<String> = scan["Items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["output"]["S"].as_str().unwrap().to_owned())
+            .collect();
+        outputs.sort();
+        let expected = [
+            r#"{"count": 2, "sum": 3}"#,
+            r#"{"count": 2, "sum": 9}"#,
+            r#"{"extension": "txt", "name": "report.txt", "object": "s3://queue-worker-dev-uploads/incoming/report.txt", "size": "12 B", "sizeBytes": 12}"#,
+        ];
+        if outputs == expected {
+            let ids = scan["Items"].to_string();
+            assert!(ids.contains(r#""S":"cli-1""#), "{ids}");
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "results so far: {outputs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn rust_function_on_lambda_runtime() {
     let d = dev(&root().join("examples/rust-api"), &["--no-watch"]);
