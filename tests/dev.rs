@@ -256,6 +256,64 @@ fn queue_worker_example_through_the_aws_cli() {
     }
 }
 
+/// The startup table: every route and trigger, what starts it, in aligned columns.
+#[test]
+fn the_startup_table_lists_every_route_and_trigger() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .current_dir(root().join("examples/queue-worker"))
+        .args(["dev", "--port", "0", "--no-watch", "--lazy"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _stop = Process(child);
+    let mut rows = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.contains("AWS endpoints") {
+            break;
+        }
+        if line.contains(" → ") {
+            rows.push(line);
+        }
+    }
+    let arrows: std::collections::BTreeSet<usize> =
+        rows.iter().map(|r| r.find('→').unwrap()).collect();
+    assert_eq!(arrows.len(), 1, "one column of arrows: {rows:#?}");
+    let cells: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| {
+            r.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    let cell = |what: &str| {
+        cells
+            .iter()
+            .find(|c| c[0] == what)
+            .unwrap_or_else(|| panic!("no row {what}: {rows:#?}"))
+            .clone()
+    };
+    assert_eq!(cell("POST /jobs")[1], "→ enqueue");
+    assert!(cell("POST /jobs")[2].ends_with("/jobs"));
+    assert_eq!(
+        cell("queue jobs (batches of 5)"),
+        ["queue jobs (batches of 5)", "→ worker"]
+    );
+    assert_eq!(
+        cell("storage uploads (created, incoming/*)"),
+        ["storage uploads (created, incoming/*)", "→ ingest"]
+    );
+    assert_eq!(cell("schedule rate(1 hour)")[1], "→ nightly");
+    assert_eq!(cell("schedule cron(0 3 * * ? *)")[1], "→ nightly");
+    assert_eq!(cell("topic job-events")[1], "→ audit");
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+}
+
 #[test]
 fn rust_function_on_lambda_runtime() {
     let d = dev(&root().join("examples/rust-api"), &["--no-watch"]);

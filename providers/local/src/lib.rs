@@ -113,34 +113,54 @@ impl Dev {
             "ferry dev: {} (stage {})\n\n",
             self.app.service.service, self.app.service.stage
         ));
-        let width = self
+        // Every route and trigger: what starts the function, the function, and where to call
+        // it, in aligned columns.
+        let mut rows: Vec<(String, &str, String)> = self
             .app
             .table
             .routes()
             .iter()
-            .map(|r| r.method.len() + r.template.len() + 1)
-            .max()
-            .unwrap_or(10)
-            .max(10);
-        for r in self.app.table.routes() {
-            out.push_str(&format!(
-                "  {:width$}  → {}  http://{g}{}\n",
-                format!("{} {}", r.method, r.template),
-                r.target.function,
-                r.template
-            ));
-        }
+            .map(|r| {
+                (
+                    format!("{} {}", r.method, r.template),
+                    r.target.function.as_str(),
+                    format!("http://{g}{}", r.template),
+                )
+            })
+            .collect();
         for (name, f) in &self.app.service.functions {
             for t in &f.triggers {
                 let what = match t {
                     Trigger::Http(_) => continue,
-                    Trigger::Queue { queue, .. } => format!("queue {queue}"),
+                    Trigger::Queue {
+                        queue, batch_size, ..
+                    } => format!("queue {queue} (batches of {batch_size})"),
                     Trigger::Schedule { expression, .. } => format!("schedule {expression}"),
-                    Trigger::Storage { bucket, .. } => format!("storage {bucket}"),
+                    Trigger::Storage {
+                        bucket,
+                        events,
+                        prefix,
+                        suffix,
+                    } => {
+                        let mut on: Vec<String> = events
+                            .iter()
+                            .map(|e| format!("{e:?}").to_lowercase())
+                            .collect();
+                        on.extend(prefix.iter().map(|p| format!("{p}*")));
+                        on.extend(suffix.iter().map(|x| format!("*{x}")));
+                        format!("storage {bucket} ({})", on.join(", "))
+                    }
                     Trigger::Topic { topic, .. } => format!("topic {topic}"),
                 };
-                out.push_str(&format!("  {what:width$}  → {name}\n"));
+                rows.push((what, name, String::new()));
             }
+        }
+        let what_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+        let name_width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+        for (what, name, url) in rows {
+            let line = format!("  {what:what_width$}  → {name:name_width$}  {url}");
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
         out.push_str(&format!(
             "\n  AWS endpoints (Lambda Invoke, SQS, SNS Publish, S3): --endpoint-url http://{}\n",
