@@ -256,6 +256,41 @@ fn queue_worker_example_through_the_aws_cli() {
     }
 }
 
+/// Whatever a function prints, its logs keep flowing: bytes that are not UTF-8, a line of
+/// 600 KB, a last line without a newline. (A non-UTF-8 byte once stopped ferry reading the
+/// pipe, and every later print of the function failed with a broken pipe.)
+#[test]
+fn functions_may_print_anything() {
+    let svc = service(
+        &format!(
+            "service: noisy\nprovider:\n  runtime: python3.12\n  local:\n    python: {py}\nfunctions:\n  py:\n    handler: app.noisy\n    triggers:\n      - http: GET /py\n  node:\n    handler: index.noisy\n    runtime: nodejs22\n    triggers:\n      - http: GET /node\n",
+            py = test_python()
+        ),
+        &[
+            (
+                "app.py",
+                "import sys\ndef noisy(event, context):\n    out = sys.stdout.buffer\n    out.write(b'bad \\xff byte\\n' + b'z' * 600000 + b'\\n')\n    for i in range(2000):\n        print('filler %05d' % i)\n    out.write(b'no newline')\n    out.flush()\n    return {'statusCode': 200, 'body': 'ok'}\n",
+            ),
+            (
+                "index.js",
+                "exports.noisy = async () => {\n  process.stdout.write(Buffer.from([0x62, 0xff, 0x0a]));\n  process.stdout.write('z'.repeat(600000) + '\\n');\n  for (let i = 0; i < 2000; i++) console.log(`filler ${i}`);\n  return { statusCode: 200, body: 'ok' };\n};\n",
+            ),
+        ],
+    );
+    let d = dev(svc.path(), &["--no-watch", "--concurrency", "1"]);
+    let c = client();
+    for path in ["/py", "/node"] {
+        for round in 0..3 {
+            let r = c.get(format!("{}{path}", d.gateway)).send().unwrap();
+            assert_eq!(
+                (r.status().as_u16(), r.text().unwrap()),
+                (200, "ok".to_owned()),
+                "{path}, round {round}"
+            );
+        }
+    }
+}
+
 /// The startup table: every route and trigger, what starts it, in aligned columns.
 #[test]
 fn the_startup_table_lists_every_route_and_trigger() {

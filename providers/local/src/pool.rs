@@ -112,6 +112,54 @@ const INIT_LIMIT: Duration = Duration::from_secs(10);
 /// How much log Lambda's `LogType: Tail` returns: the last 4 KB.
 const LOG_TAIL: usize = 4096;
 
+/// The longest log line passed on whole; a longer one goes on in pieces of this size (the
+/// most a CloudWatch Logs event holds is 256 KB, so Lambda splits such lines too).
+const MAX_LINE: usize = 256 * 1024;
+
+/// Calls `f` with each line a worker writes to `stream` until it closes: bytes that are not
+/// UTF-8 become U+FFFD, a line longer than [`MAX_LINE`] comes in pieces, a last line without
+/// its newline still comes. The stream is read to its end whatever it holds: a reader that
+/// stopped would close the pipe under the function (every later write failing) or, full,
+/// block it.
+async fn each_line<R: tokio::io::AsyncRead + Unpin>(stream: R, mut f: impl FnMut(&str)) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut line: Vec<u8> = Vec::new();
+    let mut emit = |line: &mut Vec<u8>| {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        f(&String::from_utf8_lossy(line));
+        line.clear();
+    };
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => buf,
+        };
+        let (taken, end) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, Some(i)),
+            None => (buf.len(), None),
+        };
+        let piece = &buf[..end.unwrap_or(taken)];
+        // A line that would outgrow MAX_LINE goes on in pieces.
+        let room = MAX_LINE - line.len();
+        if piece.len() > room {
+            line.extend_from_slice(&piece[..room]);
+            reader.consume(room);
+            emit(&mut line);
+            continue;
+        }
+        line.extend_from_slice(piece);
+        reader.consume(taken);
+        if end.is_some() {
+            emit(&mut line);
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line);
+    }
+}
+
 /// Keeps the last `max` bytes of `text` (fewer, to start on a character).
 fn keep_last(text: &mut String, max: usize) {
     if text.len() > max {
@@ -379,20 +427,17 @@ impl Pool {
             let log = self.log.clone();
             let name = spec.name.clone();
             let tail = tail.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(t) = tail.lock().expect("tail lock").as_mut() {
-                        t.push_str(&line);
-                        t.push('\n');
-                        // Bounded: only the last LOG_TAIL bytes are ever returned.
-                        if t.len() > 2 * LOG_TAIL {
-                            keep_last(t, LOG_TAIL);
-                        }
+            tokio::spawn(each_line(stream, move |line| {
+                if let Some(t) = tail.lock().expect("tail lock").as_mut() {
+                    t.push_str(line);
+                    t.push('\n');
+                    // Bounded: only the last LOG_TAIL bytes are ever returned.
+                    if t.len() > 2 * LOG_TAIL {
+                        keep_last(t, LOG_TAIL);
                     }
-                    log.function_line(&name, &line);
                 }
-            });
+                log.function_line(&name, line);
+            }));
         }
         let pid = child.id();
         let alive = Arc::new(AtomicBool::new(true));
@@ -891,6 +936,34 @@ fn trace_id(epoch_seconds: u128, request_id: &str) -> String {
         crate::records::md5_hex(request_id)[..24].to_owned()
     };
     format!("Root=1-{epoch_seconds:08x}-{root}")
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::{each_line, MAX_LINE};
+
+    async fn lines(input: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        each_line(input, |l| out.push(l.to_owned())).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn any_bytes_become_lines() {
+        assert_eq!(
+            lines(b"a\nb\r\nbad \xff byte\n\nlast").await,
+            ["a", "b", "bad \u{FFFD} byte", "", "last"]
+        );
+        // Longer than MAX_LINE: pieces, and no empty line after one that fills a piece.
+        let mut long = vec![b'x'; 2 * MAX_LINE + 10];
+        long.extend_from_slice(b"\nnext\n");
+        let got = lines(&long).await;
+        let sizes: Vec<usize> = got.iter().map(String::len).collect();
+        assert_eq!(sizes, [MAX_LINE, MAX_LINE, 10, 4]);
+        let mut exact = vec![b'y'; MAX_LINE];
+        exact.push(b'\n');
+        assert_eq!(lines(&exact).await.len(), 1);
+    }
 }
 
 #[cfg(test)]
