@@ -528,6 +528,10 @@ try:
     c.invoke(FunctionName="nope", Payload=b"{{}}")
 except c.exceptions.ResourceNotFoundException:
     print("not-found")
+try:
+    c.invoke(FunctionName="hello", Payload=b"not json")
+except c.exceptions.InvalidRequestContentException as e:
+    print(e.response["Error"]["Message"].split(":")[0])
 "#,
         aws = d.aws
     );
@@ -546,6 +550,11 @@ except c.exceptions.ResourceNotFoundException:
     assert_eq!(first["status"], 200);
     assert!(first["payload"].to_string().contains("boto"), "{first}");
     assert_eq!(stdout.lines().nth(1), Some("not-found"));
+    assert_eq!(
+        stdout.lines().nth(2),
+        Some("Could not parse request body into json"),
+        "only JSON events, as on Lambda"
+    );
 }
 
 /// `Invoke`'s client context reaches the function's context object, decoded, through both

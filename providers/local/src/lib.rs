@@ -536,20 +536,14 @@ async fn lambda_invoke(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse")
         .to_owned();
+    // Lambda takes only JSON events (an empty body is `{}`).
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return invalid_content(&format!("Could not parse request body into json: {e}"));
+    }
     let client_context = match headers.get("x-amz-client-context").map(client_context) {
         None => None,
         Some(Ok(c)) => Some(c),
-        Some(Err(why)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                [
-                    ("content-type", "application/json"),
-                    ("x-amzn-errortype", "InvalidRequestContentException"),
-                ],
-                serde_json::json!({ "Type": "User", "message": why }).to_string(),
-            )
-                .into_response()
-        }
+        Some(Err(why)) => return invalid_content(&why),
     };
     // Lambda's limits on what an invocation may carry: 6 MB called synchronously, 1 MB as an
     // event.
@@ -642,6 +636,19 @@ async fn lambda_invoke(
 
 /// Lambda's limit on an asynchronous invocation's payload (1 MB since October 2025).
 const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
+
+/// Lambda's `InvalidRequestContentException`.
+fn invalid_content(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [
+            ("content-type", "application/json"),
+            ("x-amzn-errortype", "InvalidRequestContentException"),
+        ],
+        serde_json::json!({ "Type": "User", "message": message }).to_string(),
+    )
+        .into_response()
+}
 
 /// A request that fails an API constraint (`ValidationException`).
 fn validation_error(message: &str) -> Response {
