@@ -129,8 +129,9 @@ fn python_example_through_the_shim() {
 
 /// The queue-worker example driven end to end by AWS's own command line (awscli from PyPI,
 /// in the test venv) against `ferry dev`'s endpoints: `aws lambda invoke` with a log tail,
-/// `aws sqs send-message`, `aws s3 cp` and `aws s3 ls`, and `aws dynamodb scan` to see the
-/// results the queue worker stored.
+/// `aws sqs send-message`, `aws s3 cp` (a small file, and a 12 MiB one up in parts and down
+/// in ranges) and `aws s3 ls`, and `aws dynamodb scan` to see the results the queue worker
+/// stored.
 #[test]
 fn queue_worker_example_through_the_aws_cli() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +221,34 @@ fn queue_worker_example_through_the_aws_cli() {
         "report.txt",
         "s3://queue-worker-dev-uploads/incoming/report.txt",
     ]);
-    assert!(aws(&["s3", "ls", "s3://queue-worker-dev-uploads/incoming/"]).contains("report.txt"));
+    // 12 MiB: the CLI uploads it in two parts (multipart) and downloads it in ranges.
+    let big: Vec<u8> = (0..12u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        "big.bin",
+        "s3://queue-worker-dev-uploads/incoming/big.bin",
+    ]);
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        "s3://queue-worker-dev-uploads/incoming/big.bin",
+        "back.bin",
+    ]);
+    assert!(
+        std::fs::read(dir.path().join("back.bin")).unwrap() == big,
+        "the 12 MiB object came back whole"
+    );
+    let listing = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/incoming/"]);
+    assert!(
+        listing.contains("report.txt") && listing.contains(" 12582912 big.bin"),
+        "{listing}"
+    );
     // DynamoDB: the worker stored all three results.
     let since = Instant::now();
     loop {
@@ -241,6 +269,7 @@ fn queue_worker_example_through_the_aws_cli() {
         let expected = [
             r#"{"count": 2, "sum": 3}"#,
             r#"{"count": 2, "sum": 9}"#,
+            r#"{"extension": "bin", "name": "big.bin", "object": "s3://queue-worker-dev-uploads/incoming/big.bin", "size": "12.0 MiB", "sizeBytes": 12582912}"#,
             r#"{"extension": "txt", "name": "report.txt", "object": "s3://queue-worker-dev-uploads/incoming/report.txt", "size": "12 B", "sizeBytes": 12}"#,
         ];
         if outputs == expected {
@@ -826,6 +855,14 @@ s3 = boto3.client("s3", **kw)
 s3.put_object(Bucket="svc-dev-files", Key="in/a.txt", Body=b"x")
 s3.put_object(Bucket="svc-dev-files", Key="other/b.txt", Body=b"x")
 s3.delete_object(Bucket="svc-dev-files", Key="in/a.txt")
+# A multipart upload (two parts: 5 MiB and 1 MiB), as the transfer manager makes one.
+import hashlib, io
+from boto3.s3.transfer import TransferConfig
+data = b"m" * (6 << 20)
+s3.upload_fileobj(io.BytesIO(data), "svc-dev-files", "in/m.bin", Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
+etag = hashlib.md5(hashlib.md5(data[:5 << 20]).digest() + hashlib.md5(data[5 << 20:]).digest()).hexdigest() + "-2"
+assert s3.head_object(Bucket="svc-dev-files", Key="in/m.bin")["ContentLength"] == len(data)
+assert s3.get_object(Bucket="svc-dev-files", Key="in/m.bin", Range="bytes=-3")["Body"].read() == b"mmm"
 boto3.client("sns", **kw).publish(TopicArn="arn:aws:sns:us-east-1:123456789012:svc-dev-news", Message="hello")
 # The failing message is retried after the 1 s visibility timeout, then dead-lettered.
 dlq = sqs.get_queue_url(QueueName="svc-dev-jobs-dlq")["QueueUrl"]
@@ -840,6 +877,7 @@ q = ddb.query(TableName="svc-dev-items", KeyConditionExpression="id = :i AND ts 
 assert [i["body"]["S"] for i in q["Items"]] == ["from-http", "later"], q["Items"]
 assert ddb.get_item(TableName="svc-dev-items", Key={{"id": {{"S": "job"}}, "ts": {{"N": "2"}}}})["Item"]["body"]["S"] == "from-http"
 print([m["Body"] for m in got])
+print(etag)
 "#,
         aws = dev.aws
     );
@@ -849,12 +887,14 @@ print([m["Body"] for m in got])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "['fail']");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let (dead, multipart_etag) = stdout.trim().split_once('\n').unwrap();
+    assert_eq!(dead, "['fail']");
     let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline
         && (read("work").lines().count() < 2
-            || read("files").lines().count() < 2
+            || read("files").lines().count() < 3
             || read("news").is_empty())
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -868,11 +908,12 @@ print([m["Body"] for m in got])
     assert_eq!(
         files,
         [
+            format!("ObjectCreated:CompleteMultipartUpload in/m.bin {multipart_etag}"),
             // The object's MD5, as S3 gives it; removals carry none.
-            "ObjectCreated:Put in/a.txt 9dd4e461268c8034f5c8564e155c67a6",
-            "ObjectRemoved:Delete in/a.txt -"
+            "ObjectCreated:Put in/a.txt 9dd4e461268c8034f5c8564e155c67a6".to_owned(),
+            "ObjectRemoved:Delete in/a.txt -".to_owned(),
         ],
-        "prefix filter, both event kinds and the ETag"
+        "prefix filter, the event kinds and the ETags"
     );
     assert_eq!(read("news"), "hello\n");
 }

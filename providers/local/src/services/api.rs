@@ -325,6 +325,172 @@ fn aws_chunked(body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// An object's bytes as sent: `aws-chunked` bodies (botocore's streaming uploads with
+/// checksum trailers) decoded.
+fn object_bytes(headers: &HeaderMap, body: &Bytes) -> Vec<u8> {
+    let chunked = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("aws-chunked"))
+        || headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("STREAMING-"));
+    if chunked {
+        aws_chunked(body).unwrap_or_else(|| body.to_vec())
+    } else {
+        body.to_vec()
+    }
+}
+
+/// S3's multipart upload (`CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`,
+/// `AbortMultipartUpload`), which `aws s3 cp` and the SDKs' transfer managers use for large
+/// files; None for any other request.
+fn multipart(
+    s: &Services,
+    bucket: &super::storage::Bucket,
+    key: &str,
+    method: &Method,
+    query: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
+    use super::storage::UploadError;
+    let params = crate::events::parse_query(query);
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let no_upload = || {
+        xml_error(
+            404,
+            "NoSuchUpload",
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+        )
+    };
+    let names = format!(
+        "<Bucket>{}</Bucket><Key>{}</Key>",
+        xml_escape(&bucket.name),
+        xml_escape(key)
+    );
+    let r = match (method, param("uploads"), param("uploadId")) {
+        (&Method::POST, Some(_), _) => match bucket.begin_upload(key) {
+            Ok(id) => xml(200, format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{names}<UploadId>{id}</UploadId></InitiateMultipartUploadResult>"
+            )),
+            Err(e) => xml_error(500, "InternalError", &e.to_string()),
+        },
+        (&Method::PUT, _, Some(id)) => {
+            let Some(n) = param("partNumber")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|n| (1..=10_000).contains(n))
+            else {
+                return Some(xml_error(
+                    400,
+                    "InvalidArgument",
+                    "Part number must be an integer between 1 and 10000, inclusive",
+                ));
+            };
+            match bucket.put_part(id, key, n, &object_bytes(headers, body)) {
+                Ok(Some(etag)) => Response::builder()
+                    .status(200)
+                    .header("etag", format!("\"{etag}\""))
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| StatusCode::OK.into_response()),
+                Ok(None) => no_upload(),
+                Err(e) => xml_error(500, "InternalError", &e.to_string()),
+            }
+        }
+        (&Method::POST, _, Some(id)) => {
+            let parts = listed_parts(&String::from_utf8_lossy(body));
+            match bucket.complete_upload(id, key, &parts) {
+                Ok((size, etag)) => {
+                    bucket.notify(key, Some((size, &etag)), "CompleteMultipartUpload", &s.region);
+                    xml(200, format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Location>{}/{}/{}</Location>{names}<ETag>&quot;{etag}&quot;</ETag></CompleteMultipartUploadResult>",
+                        xml_escape(&s.endpoint), xml_escape(&bucket.name), xml_escape(key)
+                    ))
+                }
+                Err(UploadError::NoSuchUpload) => no_upload(),
+                Err(UploadError::InvalidPart(n)) => xml_error(
+                    400,
+                    "InvalidPart",
+                    &format!("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag. (part {n})"),
+                ),
+                Err(UploadError::InvalidPartOrder) => xml_error(
+                    400,
+                    "InvalidPartOrder",
+                    "The list of parts was not in ascending order. Parts must be ordered by part number.",
+                ),
+                Err(UploadError::EntityTooSmall(n)) => xml_error(
+                    400,
+                    "EntityTooSmall",
+                    &format!("Your proposed upload is smaller than the minimum allowed object size. (part {n}: every part but the last must be at least 5 MB)"),
+                ),
+                Err(UploadError::Io(e)) => xml_error(500, "InternalError", &e),
+            }
+        }
+        (&Method::DELETE, _, Some(id)) => {
+            if bucket.abort_upload(id, key) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                no_upload()
+            }
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// The bytes a `Range` header asks for of an object of `total` bytes: `Ok(None)` for a header
+/// S3 ignores (not one `bytes=` range), `Err(())` for a range that starts past the end.
+fn byte_range(header: &str, total: usize) -> Result<Option<std::ops::Range<usize>>, ()> {
+    let Some((first, last)) = header
+        .trim()
+        .strip_prefix("bytes=")
+        .filter(|r| !r.contains(','))
+        .and_then(|r| r.split_once('-'))
+    else {
+        return Ok(None);
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let span = match (first.parse::<usize>(), last.parse::<usize>()) {
+        // The last n bytes.
+        (Err(_), Ok(n)) if first.is_empty() => total.saturating_sub(n)..total,
+        (Ok(a), Err(_)) if last.is_empty() => a..total,
+        (Ok(a), Ok(b)) if a <= b => a..(b + 1).min(total),
+        _ => return Ok(None),
+    };
+    if span.start >= total && !(total == 0 && first.is_empty()) {
+        return Err(());
+    }
+    Ok(Some(span))
+}
+
+/// The parts a `CompleteMultipartUpload` body lists: (number, ETag), in the order given.
+fn listed_parts(xml: &str) -> Vec<(u32, String)> {
+    let inside = |text: &str, tag: &str| -> Option<String> {
+        let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let end = text[start..].find(&format!("</{tag}>"))? + start;
+        Some(
+            text[start..end]
+                .replace("&quot;", "\"")
+                .replace("&#34;", "\"")
+                .trim()
+                .to_owned(),
+        )
+    };
+    xml.split("<Part>")
+        .skip(1)
+        .filter_map(|part| {
+            let n = inside(part, "PartNumber")?.parse().ok()?;
+            Some((n, inside(part, "ETag").unwrap_or_default()))
+        })
+        .collect()
+}
+
 fn s3(
     s: &Services,
     method: Method,
@@ -373,26 +539,17 @@ fn s3(
     let Some(file) = bucket.path(key) else {
         return xml_error(400, "InvalidKey", "invalid key");
     };
+    if let Some(r) = multipart(s, &bucket, key, &method, query, headers, &body) {
+        return r;
+    }
     match method {
         Method::PUT => {
-            let chunked = headers
-                .get("content-encoding")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("aws-chunked"))
-                || headers
-                    .get("x-amz-content-sha256")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.starts_with("STREAMING-"));
-            let data = if chunked {
-                aws_chunked(&body).unwrap_or_else(|| body.to_vec())
-            } else {
-                body.to_vec()
-            };
+            let data = object_bytes(headers, &body);
             if let Err(e) = bucket.put(&file, &data) {
                 return xml_error(500, "InternalError", &e.to_string());
             }
             let etag = super::queue::md5_hex(&data);
-            bucket.notify(key, Some((data.len() as u64, &etag)), &s.region);
+            bucket.notify(key, Some((data.len() as u64, &etag)), "Put", &s.region);
             Response::builder()
                 .status(200)
                 .header("etag", format!("\"{etag}\""))
@@ -401,14 +558,41 @@ fn s3(
         }
         Method::GET | Method::HEAD => match std::fs::read(&file) {
             Ok(data) => {
-                let b = Response::builder()
-                    .status(200)
+                let total = data.len();
+                // `Range: bytes=a-b` (also `a-` and `-n`): what the CLI's and SDKs' downloads of
+                // large objects ask for, part by part.
+                let range = headers
+                    .get("range")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|r| byte_range(r, total));
+                let (status, span) = match range {
+                    None | Some(Ok(None)) => (200, 0..total),
+                    Some(Ok(Some(span))) => (206, span),
+                    Some(Err(())) => {
+                        return xml_error(
+                            416,
+                            "InvalidRange",
+                            "The requested range is not satisfiable",
+                        )
+                    }
+                };
+                let mut b = Response::builder()
+                    .status(status)
                     .header("etag", format!("\"{}\"", super::queue::md5_hex(&data)))
-                    .header("content-length", data.len())
+                    .header("content-length", span.len())
+                    .header("accept-ranges", "bytes")
                     .header("last-modified", "Thu, 01 Jan 2026 00:00:00 GMT")
                     .header("content-type", "application/octet-stream");
+                if status == 206 {
+                    b = b.header(
+                        "content-range",
+                        format!("bytes {}-{}/{total}", span.start, span.end - 1),
+                    );
+                }
                 let body = if method == Method::HEAD {
                     Body::empty()
+                } else if status == 206 {
+                    Body::from(Bytes::from(data).slice(span))
                 } else {
                     Body::from(data)
                 };
@@ -420,7 +604,7 @@ fn s3(
         },
         Method::DELETE => {
             if std::fs::remove_file(&file).is_ok() {
-                bucket.notify(key, None, &s.region);
+                bucket.notify(key, None, "Delete", &s.region);
             }
             StatusCode::NO_CONTENT.into_response()
         }
@@ -430,6 +614,30 @@ fn s3(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn byte_ranges() {
+        use super::byte_range;
+        assert_eq!(byte_range("bytes=0-9", 100), Ok(Some(0..10)));
+        assert_eq!(byte_range("bytes=90-200", 100), Ok(Some(90..100)));
+        assert_eq!(byte_range("bytes=95-", 100), Ok(Some(95..100)));
+        assert_eq!(byte_range("bytes=-10", 100), Ok(Some(90..100)));
+        assert_eq!(byte_range("bytes=-500", 100), Ok(Some(0..100)));
+        assert_eq!(byte_range("bytes=100-", 100), Err(()));
+        // Ignored, as S3 ignores them: several ranges, other units, nonsense.
+        for ignored in ["bytes=0-1,5-6", "items=0-1", "bytes=5-2", "bytes=x-y"] {
+            assert_eq!(byte_range(ignored, 100), Ok(None), "{ignored}");
+        }
+    }
+
+    #[test]
+    fn listed_parts_in_order() {
+        let body = r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>&quot;aa&quot;</ETag><PartNumber>1</PartNumber></Part><Part><PartNumber>2</PartNumber><ETag>"bb"</ETag></Part></CompleteMultipartUpload>"#;
+        assert_eq!(
+            super::listed_parts(body),
+            [(1, "\"aa\"".to_owned()), (2, "\"bb\"".to_owned())]
+        );
+    }
+
     #[test]
     fn aws_chunked_bodies_decode() {
         let body = b"5;chunk-signature=abc\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:abc=\r\n\r\n";
