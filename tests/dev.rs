@@ -876,6 +876,18 @@ ddb.put_item(TableName="svc-dev-items", Item={{"id": {{"S": "job"}}, "ts": {{"N"
 q = ddb.query(TableName="svc-dev-items", KeyConditionExpression="id = :i AND ts >= :t", ExpressionAttributeValues={{":i": {{"S": "job"}}, ":t": {{"N": "2"}}}})
 assert [i["body"]["S"] for i in q["Items"]] == ["from-http", "later"], q["Items"]
 assert ddb.get_item(TableName="svc-dev-items", Key={{"id": {{"S": "job"}}, "ts": {{"N": "2"}}}})["Item"]["body"]["S"] == "from-http"
+# Conditions and updates, with boto3's own exception for a failed condition.
+key = {{"id": {{"S": "counter"}}, "ts": {{"N": "0"}}}}
+for _ in range(3):
+    r = ddb.update_item(TableName="svc-dev-items", Key=key, UpdateExpression="ADD hits :one", ExpressionAttributeValues={{":one": {{"N": "1"}}}}, ReturnValues="UPDATED_NEW")
+assert r["Attributes"] == {{"hits": {{"N": "3"}}}}, r
+try:
+    ddb.put_item(TableName="svc-dev-items", Item=key, ConditionExpression="attribute_not_exists(id)")
+    raise SystemExit("the conditional put went through")
+except ddb.exceptions.ConditionalCheckFailedException:
+    pass
+ddb.batch_write_item(RequestItems={{"svc-dev-items": [{{"DeleteRequest": {{"Key": key}}}}]}})
+assert "Item" not in ddb.get_item(TableName="svc-dev-items", Key=key)
 print([m["Body"] for m in got])
 print(etag)
 "#,

@@ -3,6 +3,7 @@
 //! clients call against them.
 
 pub mod api;
+pub mod expr;
 pub mod queue;
 pub mod schedule;
 pub mod storage;

@@ -1,7 +1,10 @@
 //! Local tables: an in-memory store behind DynamoDB's JSON API (`PutItem`, `GetItem`,
-//! `DeleteItem`, `Query` on the partition key with an optional sort-key condition, `Scan`),
-//! enough for functions that use a table through the AWS SDKs. Data lives for the session.
+//! `UpdateItem`, `DeleteItem` with condition expressions and `ReturnValues`, `BatchWriteItem`,
+//! `BatchGetItem`, `Query` on the partition key with an optional sort-key condition, `Scan`,
+//! both with `FilterExpression`), enough for functions that use a table through the AWS SDKs.
+//! Data lives for the session.
 
+use super::expr::{Condition, Names, Update};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -67,11 +70,58 @@ impl Table {
         Ok((pk, sk))
     }
 
-    /// `PutItem`.
-    pub fn put(&self, item: Map<String, Value>) -> Result<Value, Error> {
+    /// `PutItem` (with `ConditionExpression` and `ReturnValues: ALL_OLD`).
+    pub fn put(&self, item: Map<String, Value>, req: &Value) -> Result<Value, Error> {
         let key = self.key_of(&item)?;
-        self.items.lock().expect("table lock").insert(key, item);
-        Ok(json!({}))
+        let condition = condition(req, "ConditionExpression")?;
+        let mut items = self.items.lock().expect("table lock");
+        let old = items.get(&key).cloned();
+        check(condition.as_ref(), old.as_ref())?;
+        items.insert(key, item);
+        Ok(returned(req, old.as_ref(), None, &[]))
+    }
+
+    /// `UpdateItem`: the item is created when there is none (with its key attributes).
+    pub fn update(&self, key: &Map<String, Value>, req: &Value) -> Result<Value, Error> {
+        let k = self.key_of(key)?;
+        for extra in key.keys() {
+            if *extra != self.partition && Some(extra) != self.sort.as_ref() {
+                return Err(invalid(
+                    "The provided key element does not match the schema",
+                ));
+            }
+        }
+        if req.get("AttributeUpdates").is_some() || req.get("Expected").is_some() {
+            return Err(invalid(
+                "ferry dev's tables take expressions (UpdateExpression, ConditionExpression), not the legacy AttributeUpdates/Expected parameters",
+            ));
+        }
+        let condition = condition(req, "ConditionExpression")?;
+        let update = match req["UpdateExpression"].as_str() {
+            Some(text) => {
+                Some(Update::parse(text, &names(req)).map_err(invalid_expr("UpdateExpression"))?)
+            }
+            None => None,
+        };
+        let paths: Vec<&str> = update.as_ref().map(Update::paths).unwrap_or_default();
+        if let Some(p) = paths
+            .iter()
+            .find(|p| **p == self.partition || Some(**p) == self.sort.as_deref())
+        {
+            return Err(invalid(&format!(
+                "One or more parameter values were invalid: Cannot update attribute {p}. This attribute is part of the key"
+            )));
+        }
+        let mut items = self.items.lock().expect("table lock");
+        let old = items.get(&k).cloned();
+        check(condition.as_ref(), old.as_ref())?;
+        let base = old.clone().unwrap_or_else(|| key.clone());
+        let new = match &update {
+            Some(u) => u.apply(&base).map_err(|e| invalid(&e))?,
+            None => base,
+        };
+        items.insert(k, new.clone());
+        Ok(returned(req, old.as_ref(), Some(&new), &paths))
     }
 
     /// `GetItem`.
@@ -83,20 +133,22 @@ impl Table {
         })
     }
 
-    /// `DeleteItem`.
-    pub fn delete(&self, key: &Map<String, Value>) -> Result<Value, Error> {
+    /// `DeleteItem` (with `ConditionExpression` and `ReturnValues: ALL_OLD`).
+    pub fn delete(&self, key: &Map<String, Value>, req: &Value) -> Result<Value, Error> {
         let k = self.key_of(key)?;
-        self.items.lock().expect("table lock").remove(&k);
-        Ok(json!({}))
+        let condition = condition(req, "ConditionExpression")?;
+        let mut items = self.items.lock().expect("table lock");
+        let old = items.get(&k).cloned();
+        check(condition.as_ref(), old.as_ref())?;
+        items.remove(&k);
+        Ok(returned(req, old.as_ref(), None, &[]))
     }
 
-    /// `Scan`.
-    pub fn scan(&self) -> Value {
-        let items: Vec<&Map<String, Value>> = Vec::new();
+    /// `Scan` (with `FilterExpression`).
+    pub fn scan(&self, req: &Value) -> Result<Value, Error> {
+        let filter = condition(req, "FilterExpression")?;
         let guard = self.items.lock().expect("table lock");
-        let mut items = items;
-        items.extend(guard.values());
-        json!({ "Items": items, "Count": items.len(), "ScannedCount": items.len() })
+        Ok(listed(guard.values().collect(), filter.as_ref()))
     }
 
     /// `Query` with `KeyConditionExpression`: `pk = :v` and optionally `AND sk <op> :w`,
@@ -193,8 +245,88 @@ impl Table {
         if let Some(limit) = req["Limit"].as_u64() {
             items.truncate(limit as usize);
         }
-        Ok(json!({ "Items": items, "Count": items.len(), "ScannedCount": items.len() }))
+        let filter = condition(req, "FilterExpression")?;
+        Ok(listed(items, filter.as_ref()))
     }
+}
+
+fn invalid(message: &str) -> Error {
+    ("ValidationException", message.to_owned())
+}
+
+fn invalid_expr(which: &'static str) -> impl Fn(String) -> Error {
+    move |e| invalid(&format!("Invalid {which}: {e}"))
+}
+
+/// The request's placeholder maps.
+fn names(req: &Value) -> Names<'_> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    let empty = EMPTY.get_or_init(Map::new);
+    Names {
+        names: req["ExpressionAttributeNames"].as_object().unwrap_or(empty),
+        values: req["ExpressionAttributeValues"]
+            .as_object()
+            .unwrap_or(empty),
+    }
+}
+
+/// The request's condition `field` (`ConditionExpression`, `FilterExpression`), parsed.
+fn condition(req: &Value, field: &'static str) -> Result<Option<Condition>, Error> {
+    req[field]
+        .as_str()
+        .map(|text| Condition::parse(text, &names(req)).map_err(invalid_expr(field)))
+        .transpose()
+}
+
+/// Fails as DynamoDB does when the item (none: an empty one) does not meet the condition.
+fn check(condition: Option<&Condition>, item: Option<&Map<String, Value>>) -> Result<(), Error> {
+    let empty = Map::new();
+    match condition {
+        Some(c) if !c.holds(item.unwrap_or(&empty)) => Err((
+            "ConditionalCheckFailedException",
+            "The conditional request failed".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The `Attributes` `ReturnValues` asks for: `ALL_OLD`, `ALL_NEW`, `UPDATED_OLD` or
+/// `UPDATED_NEW` (the attributes in `paths`); nothing for `NONE`.
+fn returned(
+    req: &Value,
+    old: Option<&Map<String, Value>>,
+    new: Option<&Map<String, Value>>,
+    paths: &[&str],
+) -> Value {
+    let only = |item: Option<&Map<String, Value>>| {
+        item.map(|i| {
+            i.iter()
+                .filter(|(k, _)| paths.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<String, Value>>()
+        })
+    };
+    let attributes = match req["ReturnValues"].as_str().unwrap_or("NONE") {
+        "ALL_OLD" => old.cloned(),
+        "ALL_NEW" => new.cloned(),
+        "UPDATED_OLD" => only(old),
+        "UPDATED_NEW" => only(new),
+        _ => None,
+    };
+    match attributes {
+        Some(a) if !a.is_empty() => json!({ "Attributes": a }),
+        _ => json!({}),
+    }
+}
+
+/// A `Query`/`Scan` answer: the items that pass the filter; `ScannedCount` counts them all.
+fn listed(items: Vec<&Map<String, Value>>, filter: Option<&Condition>) -> Value {
+    let scanned = items.len();
+    let kept: Vec<&Map<String, Value>> = items
+        .into_iter()
+        .filter(|i| filter.is_none_or(|f| f.holds(i)))
+        .collect();
+    json!({ "Items": kept, "Count": kept.len(), "ScannedCount": scanned })
 }
 
 /// Dispatches `DynamoDB_20120810.<op>`.
@@ -203,8 +335,7 @@ pub fn handle(
     op: &str,
     req: &Value,
 ) -> Result<Value, Error> {
-    let table = || {
-        let name = req["TableName"].as_str().unwrap_or("");
+    let find = |name: &str| {
         tables.get(name).cloned().ok_or_else(|| {
             (
                 "ResourceNotFoundException",
@@ -212,6 +343,7 @@ pub fn handle(
             )
         })
     };
+    let table = || find(req["TableName"].as_str().unwrap_or(""));
     let obj = |k: &str| {
         req[k]
             .as_object()
@@ -219,11 +351,42 @@ pub fn handle(
             .ok_or_else(|| ("ValidationException", format!("{k} is required")))
     };
     match op {
-        "PutItem" => table()?.put(obj("Item")?),
+        "PutItem" => table()?.put(obj("Item")?, req),
         "GetItem" => table()?.get(&obj("Key")?),
-        "DeleteItem" => table()?.delete(&obj("Key")?),
+        "UpdateItem" => table()?.update(&obj("Key")?, req),
+        "DeleteItem" => table()?.delete(&obj("Key")?, req),
         "Query" => table()?.query(req),
-        "Scan" => Ok(table()?.scan()),
+        "Scan" => table()?.scan(req),
+        "BatchWriteItem" => {
+            for (name, writes) in obj("RequestItems")? {
+                let t = find(&name)?;
+                for w in writes.as_array().into_iter().flatten() {
+                    if let Some(item) = w["PutRequest"]["Item"].as_object() {
+                        t.put(item.clone(), &Value::Null)?;
+                    } else if let Some(key) = w["DeleteRequest"]["Key"].as_object() {
+                        t.delete(key, &Value::Null)?;
+                    } else {
+                        return Err(invalid("each write needs a PutRequest or a DeleteRequest"));
+                    }
+                }
+            }
+            Ok(json!({ "UnprocessedItems": {} }))
+        }
+        "BatchGetItem" => {
+            let mut responses = Map::new();
+            for (name, get) in obj("RequestItems")? {
+                let t = find(&name)?;
+                let mut found = Vec::new();
+                for key in get["Keys"].as_array().into_iter().flatten() {
+                    let key = key.as_object().cloned().unwrap_or_default();
+                    if let Some(item) = t.get(&key)?.get("Item") {
+                        found.push(item.clone());
+                    }
+                }
+                responses.insert(name, Value::Array(found));
+            }
+            Ok(json!({ "Responses": responses, "UnprocessedKeys": {} }))
+        }
         "ListTables" => Ok(json!({ "TableNames": tables.keys().collect::<Vec<_>>() })),
         "DescribeTable" => {
             let t = table()?;
@@ -255,6 +418,7 @@ mod tests {
                     .as_object()
                     .unwrap()
                     .clone(),
+                &Value::Null,
             )
             .unwrap();
         }
@@ -280,13 +444,80 @@ mod tests {
             json!({"id": {"S": "a"}, "ts": {"N": "2"}})
                 .as_object()
                 .unwrap(),
+            &Value::Null,
         )
         .unwrap();
-        assert_eq!(t.scan()["Count"], 3);
+        assert_eq!(t.scan(&Value::Null).unwrap()["Count"], 3);
         assert!(
-            t.put(json!({"id": {"S": "a"}}).as_object().unwrap().clone())
-                .is_err(),
+            t.put(
+                json!({"id": {"S": "a"}}).as_object().unwrap().clone(),
+                &Value::Null
+            )
+            .is_err(),
             "the sort key is required"
+        );
+    }
+
+    #[test]
+    fn conditions_updates_and_batches() {
+        let t = std::sync::Arc::new(Table::new("t".into(), "id".into(), None));
+        let tables = BTreeMap::from([("t".to_owned(), t.clone())]);
+        let call = |op: &str, req: Value| handle(&tables, op, &req);
+        let once = json!({"TableName": "t", "Item": {"id": {"S": "a"}, "n": {"N": "1"}}, "ConditionExpression": "attribute_not_exists(id)"});
+        call("PutItem", once.clone()).unwrap();
+        assert_eq!(
+            call("PutItem", once).unwrap_err().0,
+            "ConditionalCheckFailedException",
+            "put-if-absent refuses the second put"
+        );
+        // A counter: created by the first update, incremented by the next.
+        let bump = json!({"TableName": "t", "Key": {"id": {"S": "hits"}}, "UpdateExpression": "ADD #n :one SET seen = :now", "ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":one": {"N": "1"}, ":now": {"S": "today"}}, "ReturnValues": "UPDATED_NEW"});
+        call("UpdateItem", bump.clone()).unwrap();
+        let r = call("UpdateItem", bump).unwrap();
+        assert_eq!(
+            r["Attributes"],
+            json!({"n": {"N": "2"}, "seen": {"S": "today"}})
+        );
+        let guarded = json!({"TableName": "t", "Key": {"id": {"S": "hits"}}, "UpdateExpression": "SET n = n - :one", "ConditionExpression": "n > :one", "ExpressionAttributeValues": {":one": {"N": "1"}}, "ReturnValues": "ALL_OLD"});
+        let r = call("UpdateItem", guarded.clone()).unwrap();
+        assert_eq!(r["Attributes"]["n"], json!({"N": "2"}));
+        assert_eq!(
+            call("UpdateItem", guarded).unwrap_err().0,
+            "ConditionalCheckFailedException"
+        );
+        let key_update = json!({"TableName": "t", "Key": {"id": {"S": "a"}}, "UpdateExpression": "SET id = :v", "ExpressionAttributeValues": {":v": {"S": "b"}}});
+        assert!(call("UpdateItem", key_update)
+            .unwrap_err()
+            .1
+            .contains("part of the key"));
+        // Batches, and a filter that counts what it scanned.
+        call(
+            "BatchWriteItem",
+            json!({"RequestItems": {"t": [
+                {"PutRequest": {"Item": {"id": {"S": "b"}, "n": {"N": "7"}}}},
+                {"DeleteRequest": {"Key": {"id": {"S": "a"}}}}
+            ]}}),
+        )
+        .unwrap();
+        let got = call(
+            "BatchGetItem",
+            json!({"RequestItems": {"t": {"Keys": [{"id": {"S": "a"}}, {"id": {"S": "b"}}]}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            got["Responses"]["t"],
+            json!([{"id": {"S": "b"}, "n": {"N": "7"}}])
+        );
+        let scan = call("Scan", json!({"TableName": "t", "FilterExpression": "n >= :five", "ExpressionAttributeValues": {":five": {"N": "5"}}})).unwrap();
+        assert_eq!(
+            (scan["Count"].clone(), scan["ScannedCount"].clone()),
+            (json!(1), json!(2))
+        );
+        let bad = json!({"TableName": "t", "FilterExpression": "n.x = :v", "ExpressionAttributeValues": {":v": {"N": "5"}}});
+        let e = call("Scan", bad).unwrap_err();
+        assert!(
+            e.0 == "ValidationException" && e.1.contains("Invalid FilterExpression"),
+            "{e:?}"
         );
     }
 }
