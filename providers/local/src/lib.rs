@@ -536,15 +536,6 @@ async fn lambda_invoke(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse")
         .to_owned();
-    // Lambda takes only JSON events (an empty body is `{}`).
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return invalid_content(&format!("Could not parse request body into json: {e}"));
-    }
-    let client_context = match headers.get("x-amz-client-context").map(client_context) {
-        None => None,
-        Some(Ok(c)) => Some(c),
-        Some(Err(why)) => return invalid_content(&why),
-    };
     // Lambda's limits on what an invocation may carry: 6 MB called synchronously, 1 MB as an
     // event.
     let limit = if kind == "Event" {
@@ -567,6 +558,15 @@ async fn lambda_invoke(
         )
             .into_response();
     }
+    // Lambda takes only JSON events (an empty body is `{}`).
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return invalid_content(&format!("Could not parse request body into json: {e}"));
+    }
+    let client_context = match headers.get("x-amz-client-context").map(client_context) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(why)) => return invalid_content(&why),
+    };
     match kind.as_str() {
         "DryRun" => return StatusCode::NO_CONTENT.into_response(),
         "Event" => {
