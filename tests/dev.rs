@@ -866,11 +866,20 @@ assert s3.get_object(Bucket="svc-dev-files", Key="in/m.bin", Range="bytes=-3")["
 boto3.client("sns", **kw).publish(TopicArn="arn:aws:sns:us-east-1:123456789012:svc-dev-news", Message="hello")
 # The failing message is retried after the 1 s visibility timeout, then dead-lettered.
 dlq = sqs.get_queue_url(QueueName="svc-dev-jobs-dlq")["QueueUrl"]
-got = []
-deadline = time.time() + 20
-while not got and time.time() < deadline:
-    got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
-    time.sleep(0.2)
+# One long poll: it returns when the message arrives (after two receives of 1 s each).
+started = time.time()
+got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=20).get("Messages", [])
+assert time.time() - started < 15, time.time() - started
+try:
+    sqs.get_queue_url(QueueName="nope")
+    raise SystemExit("a queue that does not exist was found")
+except sqs.exceptions.QueueDoesNotExist as e:
+    assert e.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue", e.response
+try:
+    sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=21)
+    raise SystemExit("WaitTimeSeconds 21 was taken")
+except sqs.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidParameterValue", e.response
 ddb = boto3.client("dynamodb", **kw)
 ddb.put_item(TableName="svc-dev-items", Item={{"id": {{"S": "job"}}, "ts": {{"N": "10"}}, "body": {{"S": "later"}}}})
 q = ddb.query(TableName="svc-dev-items", KeyConditionExpression="id = :i AND ts >= :t", ExpressionAttributeValues={{":i": {{"S": "job"}}, ":t": {{"N": "2"}}}})

@@ -20,7 +20,7 @@ pub async fn handle(
 ) -> Response {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         if let Some(op) = target.strip_prefix("AmazonSQS.") {
-            return sqs(s, op, &body);
+            return sqs(s, op, &body).await;
         }
         if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
             let req: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
@@ -71,14 +71,20 @@ fn json_response(v: Value) -> Response {
         .into_response()
 }
 
+/// An SQS error in the JSON protocol: `__type` names the error, and `x-amzn-query-error`
+/// carries the code the older query protocol used, which botocore reports as the error's
+/// code (SQS's own: `AWS.SimpleQueueService.NonExistentQueue` for a missing queue, plain
+/// `InvalidParameterValue`).
 fn json_error(status: u16, code: &str, message: &str) -> Response {
+    let query_code = match code {
+        "QueueDoesNotExist" => "AWS.SimpleQueueService.NonExistentQueue".to_owned(),
+        "InvalidParameterValue" => code.to_owned(),
+        _ => format!("AWS.SimpleQueueService.{code}"),
+    };
     Response::builder()
         .status(status)
         .header("content-type", "application/x-amz-json-1.0")
-        .header(
-            "x-amzn-query-error",
-            format!("AWS.SimpleQueueService.{code};Sender"),
-        )
+        .header("x-amzn-query-error", format!("{query_code};Sender"))
         .body(Body::from(
             json!({ "__type": format!("com.amazonaws.sqs#{code}"), "message": message })
                 .to_string(),
@@ -86,7 +92,7 @@ fn json_error(status: u16, code: &str, message: &str) -> Response {
         .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response())
 }
 
-fn sqs(s: &Services, op: &str, body: &[u8]) -> Response {
+async fn sqs(s: &Services, op: &str, body: &[u8]) -> Response {
     let req: Value = serde_json::from_slice(body).unwrap_or(json!({}));
     let queue = || {
         req["QueueUrl"]
@@ -133,8 +139,26 @@ fn sqs(s: &Services, op: &str, body: &[u8]) -> Response {
                     .unwrap_or(1)
                     .clamp(1, 10) as usize;
                 let vis = req["VisibilityTimeout"].as_u64().map(Duration::from_secs);
-                let msgs: Vec<Value> = q
-                    .receive(max, vis)
+                let wait = req["WaitTimeSeconds"].as_u64().unwrap_or(0);
+                if wait > 20 {
+                    return json_error(
+                        400,
+                        "InvalidParameterValue",
+                        "Value for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.",
+                    );
+                }
+                // Long polling: up to WaitTimeSeconds for a message, looking again at least
+                // every 200 ms (a delayed message becomes visible without a wake-up).
+                let until = std::time::Instant::now() + Duration::from_secs(wait);
+                let got = loop {
+                    let got = q.receive(max, vis);
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if !got.is_empty() || left.is_zero() {
+                        break got;
+                    }
+                    q.wait(left.min(Duration::from_millis(200))).await;
+                };
+                let msgs: Vec<Value> = got
                     .iter()
                     .map(|m| {
                         json!({
