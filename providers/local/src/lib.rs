@@ -514,16 +514,11 @@ async fn lambda_invoke(
     let prefix = format!("{}-{}-", app.service.service, app.service.stage);
     let key = short.strip_prefix(&prefix).unwrap_or(&short).to_owned();
     let Some(pool) = app.pools.get(&key).cloned() else {
-        return (
+        return lambda_error(
             StatusCode::NOT_FOUND,
-            [
-                ("content-type", "application/json"),
-                ("x-amzn-errortype", "ResourceNotFoundException"),
-            ],
-            serde_json::json!({ "Type": "User", "message": format!("Function not found: {name}") })
-                .to_string(),
-        )
-            .into_response();
+            "ResourceNotFoundException",
+            &format!("Function not found: {name}"),
+        );
     };
     let payload = if body.is_empty() {
         Bytes::from_static(b"{}")
@@ -544,19 +539,11 @@ async fn lambda_invoke(
         runtime_api::PAYLOAD_LIMIT
     };
     if payload.len() > limit {
-        return (
+        return lambda_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            [
-                ("content-type", "application/json"),
-                ("x-amzn-errortype", "RequestTooLargeException"),
-            ],
-            serde_json::json!({
-                "Type": "User",
-                "message": format!("Request must be smaller than {limit} bytes for the InvokeFunction operation"),
-            })
-            .to_string(),
-        )
-            .into_response();
+            "RequestTooLargeException",
+            &format!("Request must be smaller than {limit} bytes for the InvokeFunction operation"),
+        );
     }
     // Lambda takes only JSON events (an empty body is `{}`).
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
@@ -583,10 +570,14 @@ async fn lambda_invoke(
         None | Some(b"None") => false,
         Some(b"Tail") => true,
         Some(other) => {
-            return validation_error(&format!(
-                "1 validation error detected: Value '{}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]",
-                String::from_utf8_lossy(other)
-            ))
+            return lambda_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                &format!(
+                    "1 validation error detected: Value '{}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]",
+                    String::from_utf8_lossy(other)
+                ),
+            )
         }
     };
     let extras = pool::Extras {
@@ -637,30 +628,27 @@ async fn lambda_invoke(
 /// Lambda's limit on an asynchronous invocation's payload (1 MB since October 2025).
 const ASYNC_PAYLOAD_LIMIT: usize = 1024 * 1024;
 
-/// Lambda's `InvalidRequestContentException`.
-fn invalid_content(message: &str) -> Response {
+/// A Lambda API error: its type (`x-amzn-errortype`, which the SDKs map to an exception) and
+/// message.
+fn lambda_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
     (
-        StatusCode::BAD_REQUEST,
+        status,
         [
             ("content-type", "application/json"),
-            ("x-amzn-errortype", "InvalidRequestContentException"),
+            ("x-amzn-errortype", error_type),
         ],
         serde_json::json!({ "Type": "User", "message": message }).to_string(),
     )
         .into_response()
 }
 
-/// A request that fails an API constraint (`ValidationException`).
-fn validation_error(message: &str) -> Response {
-    (
+/// Lambda's `InvalidRequestContentException`.
+fn invalid_content(message: &str) -> Response {
+    lambda_error(
         StatusCode::BAD_REQUEST,
-        [
-            ("content-type", "application/json"),
-            ("x-amzn-errortype", "ValidationException"),
-        ],
-        serde_json::json!({ "Type": "User", "message": message }).to_string(),
+        "InvalidRequestContentException",
+        message,
     )
-        .into_response()
 }
 
 /// The JSON of an `Invoke` call's `X-Amz-Client-Context` header, which carries up to 3,583
