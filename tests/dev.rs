@@ -244,6 +244,55 @@ fn queue_worker_example_through_the_aws_cli() {
         std::fs::read(dir.path().join("back.bin")).unwrap() == big,
         "the 12 MiB object came back whole"
     );
+    // Copies inside S3: `mv` is CopyObject then DeleteObject, and a copy over 8 MB is made of
+    // UploadPartCopy parts. (A copy once wrote an empty object.)
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        "report.txt",
+        "s3://queue-worker-dev-uploads/data/r.txt",
+    ]);
+    aws(&[
+        "s3",
+        "mv",
+        "--only-show-errors",
+        "s3://queue-worker-dev-uploads/data/r.txt",
+        "s3://queue-worker-dev-uploads/data/moved r.txt",
+    ]);
+    assert_eq!(
+        aws(&[
+            "s3",
+            "cp",
+            "s3://queue-worker-dev-uploads/data/moved r.txt",
+            "-"
+        ]),
+        "twelve bytes"
+    );
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        "s3://queue-worker-dev-uploads/incoming/big.bin",
+        "s3://queue-worker-dev-uploads/data/big-copy.bin",
+    ]);
+    aws(&[
+        "s3",
+        "cp",
+        "--only-show-errors",
+        "s3://queue-worker-dev-uploads/data/big-copy.bin",
+        "copy.bin",
+    ]);
+    assert!(
+        std::fs::read(dir.path().join("copy.bin")).unwrap() == big,
+        "the 12 MiB copy is whole"
+    );
+    let data = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/data/"]);
+    let names: Vec<String> = data
+        .lines()
+        .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(names, ["big-copy.bin", "moved r.txt"], "{data}");
     let listing = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/incoming/"]);
     assert!(
         listing.contains("report.txt") && listing.contains(" 12582912 big.bin"),

@@ -367,6 +367,46 @@ fn object_bytes(headers: &HeaderMap, body: &Bytes) -> Vec<u8> {
     }
 }
 
+/// The bytes a copy reads: the object `x-amz-copy-source` names (`bucket/key`, URL-encoded,
+/// perhaps with `?versionId=`), or the `x-amz-copy-source-range` of it (`UploadPartCopy`).
+fn copy_source(s: &Services, headers: &HeaderMap) -> Result<Vec<u8>, Response> {
+    let source = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let source = source.split('?').next().unwrap_or("");
+    let source = crate::events::percent_decode(&source.replace('+', "%2B"));
+    let (bucket, key) = source
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((&source, ""));
+    let Some(from) = s.buckets.get(bucket) else {
+        return Err(xml_error(
+            404,
+            "NoSuchBucket",
+            &format!("The specified bucket does not exist: {bucket}"),
+        ));
+    };
+    let data = from
+        .path(key)
+        .and_then(|f| std::fs::read(f).ok())
+        .ok_or_else(|| xml_error(404, "NoSuchKey", "The specified key does not exist."))?;
+    match headers
+        .get("x-amz-copy-source-range")
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Ok(data),
+        Some(range) => match byte_range(range, data.len()) {
+            Ok(Some(span)) => Ok(data[span].to_vec()),
+            _ => Err(xml_error(
+                400,
+                "InvalidArgument",
+                "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            )),
+        },
+    }
+}
+
 /// S3's multipart upload (`CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`,
 /// `AbortMultipartUpload`), which `aws s3 cp` and the SDKs' transfer managers use for large
 /// files; None for any other request.
@@ -417,7 +457,20 @@ fn multipart(
                     "Part number must be an integer between 1 and 10000, inclusive",
                 ));
             };
-            match bucket.put_part(id, key, n, &object_bytes(headers, body)) {
+            // UploadPartCopy: the part is (a range of) another object.
+            let copied = headers.contains_key("x-amz-copy-source");
+            let data = if copied {
+                match copy_source(s, headers) {
+                    Ok(data) => data,
+                    Err(r) => return Some(r),
+                }
+            } else {
+                object_bytes(headers, body)
+            };
+            match bucket.put_part(id, key, n, &data) {
+                Ok(Some(etag)) if copied => xml(200, format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyPartResult><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;{etag}&quot;</ETag></CopyPartResult>"
+                )),
                 Ok(Some(etag)) => Response::builder()
                     .status(200)
                     .header("etag", format!("\"{etag}\""))
@@ -568,12 +621,27 @@ fn s3(
     }
     match method {
         Method::PUT => {
-            let data = object_bytes(headers, &body);
+            // CopyObject: the bytes come from the object `x-amz-copy-source` names.
+            let copied = headers.contains_key("x-amz-copy-source");
+            let data = if copied {
+                match copy_source(s, headers) {
+                    Ok(data) => data,
+                    Err(r) => return r,
+                }
+            } else {
+                object_bytes(headers, &body)
+            };
             if let Err(e) = bucket.put(&file, &data) {
                 return xml_error(500, "InternalError", &e.to_string());
             }
             let etag = super::queue::md5_hex(&data);
-            bucket.notify(key, Some((data.len() as u64, &etag)), "Put", &s.region);
+            let how = if copied { "Copy" } else { "Put" };
+            bucket.notify(key, Some((data.len() as u64, &etag)), how, &s.region);
+            if copied {
+                return xml(200, format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;{etag}&quot;</ETag></CopyObjectResult>"
+                ));
+            }
             Response::builder()
                 .status(200)
                 .header("etag", format!("\"{etag}\""))
