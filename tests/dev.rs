@@ -903,6 +903,20 @@ sqs.send_message_batch(QueueUrl=url, Entries=[{{"Id": "a", "MessageBody": "one"}
 s3 = boto3.client("s3", **kw)
 s3.put_object(Bucket="svc-dev-files", Key="in/a.txt", Body=b"x")
 s3.put_object(Bucket="svc-dev-files", Key="other/b.txt", Body=b"x")
+# Sub-resources ferry does not keep are refused, never applied to the object itself.
+for call in [
+    lambda: s3.put_object_tagging(Bucket="svc-dev-files", Key="other/b.txt", Tagging={{"TagSet": [{{"Key": "k", "Value": "v"}}]}}),
+    lambda: s3.delete_object_tagging(Bucket="svc-dev-files", Key="other/b.txt"),
+    lambda: s3.put_object_acl(Bucket="svc-dev-files", Key="other/b.txt", ACL="public-read"),
+]:
+    try:
+        call()
+        raise SystemExit("a sub-resource call was taken")
+    except s3.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "NotImplemented", e.response
+assert s3.get_object(Bucket="svc-dev-files", Key="other/b.txt")["Body"].read() == b"x"
+assert s3.get_bucket_location(Bucket="svc-dev-files")["LocationConstraint"] is None
+assert "Status" not in s3.get_bucket_versioning(Bucket="svc-dev-files")
 s3.delete_object(Bucket="svc-dev-files", Key="in/a.txt")
 # A multipart upload (two parts: 5 MiB and 1 MiB), as the transfer manager makes one.
 import hashlib, io

@@ -349,6 +349,39 @@ fn aws_chunked(body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// S3 sub-resources ferry's buckets do not keep (beyond `?location` and `?versioning` reads).
+const SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "versioning",
+    "versions",
+    "website",
+];
+
 /// An object's bytes as sent: `aws-chunked` bodies (botocore's streaming uploads with
 /// checksum trailers) decoded.
 fn object_bytes(headers: &HeaderMap, body: &Bytes) -> Vec<u8> {
@@ -590,6 +623,33 @@ fn s3(
             &format!("The specified bucket does not exist: {bucket_name}"),
         );
     };
+    // Sub-resources (`?acl`, `?tagging`, `?policy`, ...) are other operations on the same
+    // path: acting on the object or the listing instead (a PutObjectTagging that overwrote
+    // the object, a DeleteObjectTagging that deleted it) would lose data. The two that cost
+    // nothing to answer are answered; the rest are refused.
+    let sub = crate::events::parse_query(query)
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| SUBRESOURCES.contains(&k.as_str()));
+    match (sub.as_deref(), key.is_empty(), &method) {
+        (None, ..) => {}
+        (Some("location"), true, &Method::GET) => {
+            return xml(200, format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{}</LocationConstraint>",
+                if s.region == "us-east-1" { "" } else { s.region.as_str() }
+            ))
+        }
+        (Some("versioning"), true, &Method::GET) => {
+            return xml(200, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into())
+        }
+        (Some(sub), ..) => {
+            return xml_error(
+                501,
+                "NotImplemented",
+                &format!("ferry dev's S3 does not emulate the ?{sub} operations ({method} {path})"),
+            )
+        }
+    }
     if key.is_empty() {
         return match method {
             Method::GET => {
