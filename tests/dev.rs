@@ -293,6 +293,28 @@ fn queue_worker_example_through_the_aws_cli() {
         .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(names, ["big-copy.bin", "moved r.txt"], "{data}");
+    // The bucket's top level: folders roll up (a delimiter listing); `rm --recursive` is
+    // DeleteObjects.
+    let top = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/"]);
+    assert_eq!(
+        top.lines().map(str::trim).collect::<Vec<_>>(),
+        ["PRE data/", "PRE incoming/"],
+        "{top}"
+    );
+    aws(&[
+        "s3",
+        "rm",
+        "--recursive",
+        "--only-show-errors",
+        "s3://queue-worker-dev-uploads/data/",
+    ]);
+    assert_eq!(
+        aws(&["s3", "ls", "--recursive", "s3://queue-worker-dev-uploads/"])
+            .lines()
+            .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        ["incoming/big.bin", "incoming/report.txt"]
+    );
     let listing = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/incoming/"]);
     assert!(
         listing.contains("report.txt") && listing.contains(" 12582912 big.bin"),

@@ -579,18 +579,23 @@ fn byte_range(header: &str, total: usize) -> Result<Option<std::ops::Range<usize
     Ok(Some(span))
 }
 
+/// Text from an XML element, its entities decoded.
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
 /// The parts a `CompleteMultipartUpload` body lists: (number, ETag), in the order given.
 fn listed_parts(xml: &str) -> Vec<(u32, String)> {
     let inside = |text: &str, tag: &str| -> Option<String> {
         let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
         let end = text[start..].find(&format!("</{tag}>"))? + start;
-        Some(
-            text[start..end]
-                .replace("&quot;", "\"")
-                .replace("&#34;", "\"")
-                .trim()
-                .to_owned(),
-        )
+        Some(xml_unescape(text[start..end].trim()))
     };
     xml.split("<Part>")
         .skip(1)
@@ -659,14 +664,76 @@ fn s3(
                     .find(|(k, _)| k == "prefix")
                     .map(|(_, v)| v.as_str())
                     .unwrap_or("");
-                let objects = bucket.list(prefix);
-                let contents: String = objects
+                let delimiter = params
                     .iter()
-                    .map(|(k, size)| format!("<Contents><Key>{}</Key><Size>{size}</Size><StorageClass>STANDARD</StorageClass><LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>", xml_escape(k)))
+                    .find(|(k, _)| k == "delimiter")
+                    .map(|(_, v)| v.as_str())
+                    .filter(|d| !d.is_empty());
+                // With a delimiter, keys that go on past it after the prefix roll up into
+                // one common prefix each (the "folders" `aws s3 ls` shows as PRE).
+                let mut contents = String::new();
+                let mut prefixes: Vec<String> = Vec::new();
+                let mut count = 0;
+                for (k, size) in bucket.list(prefix) {
+                    let folder = delimiter.and_then(|d| {
+                        k[prefix.len()..]
+                            .find(d)
+                            .map(|i| k[..prefix.len() + i + d.len()].to_owned())
+                    });
+                    match folder {
+                        Some(f) if prefixes.last() != Some(&f) => prefixes.push(f),
+                        Some(_) => {}
+                        None => {
+                            count += 1;
+                            contents.push_str(&format!("<Contents><Key>{}</Key><Size>{size}</Size><StorageClass>STANDARD</StorageClass><LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>", xml_escape(&k)));
+                        }
+                    }
+                }
+                let common: String = prefixes
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                            xml_escape(p)
+                        )
+                    })
                     .collect();
+                let delimiter = delimiter
+                    .map(|d| format!("<Delimiter>{}</Delimiter>", xml_escape(d)))
+                    .unwrap_or_default();
                 xml(200, format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{}</Name><Prefix>{}</Prefix><KeyCount>{}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>",
-                    xml_escape(bucket_name), xml_escape(prefix), objects.len()
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{}</Name><Prefix>{}</Prefix>{delimiter}<KeyCount>{}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{contents}{common}</ListBucketResult>",
+                    xml_escape(bucket_name), xml_escape(prefix), count + prefixes.len()
+                ))
+            }
+            // DeleteObjects (`aws s3 rm --recursive`): every listed key, each one's event.
+            Method::POST
+                if crate::events::parse_query(query)
+                    .iter()
+                    .any(|(k, _)| k == "delete") =>
+            {
+                let text = String::from_utf8_lossy(&body);
+                let mut deleted = String::new();
+                for object in text.split("<Object>").skip(1) {
+                    let Some(key) = object
+                        .split_once("<Key>")
+                        .and_then(|(_, rest)| rest.split_once("</Key>"))
+                        .map(|(k, _)| xml_unescape(k))
+                    else {
+                        continue;
+                    };
+                    if let Some(file) = bucket.path(&key) {
+                        if std::fs::remove_file(&file).is_ok() {
+                            bucket.notify(&key, None, "Delete", &s.region);
+                        }
+                    }
+                    deleted.push_str(&format!(
+                        "<Deleted><Key>{}</Key></Deleted>",
+                        xml_escape(&key)
+                    ));
+                }
+                xml(200, format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{deleted}</DeleteResult>"
                 ))
             }
             Method::PUT | Method::HEAD => StatusCode::OK.into_response(),
