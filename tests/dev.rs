@@ -982,6 +982,10 @@ except ddb.exceptions.ConditionalCheckFailedException:
     pass
 ddb.batch_write_item(RequestItems={{"svc-dev-items": [{{"DeleteRequest": {{"Key": key}}}}]}})
 assert "Item" not in ddb.get_item(TableName="svc-dev-items", Key=key)
+# Paging: boto3's paginator follows LastEvaluatedKey through every page, newest first.
+ddb.batch_write_item(RequestItems={{"svc-dev-items": [{{"PutRequest": {{"Item": {{"id": {{"S": "page"}}, "ts": {{"N": str(n)}}}}}}}} for n in range(5)]}})
+pages = list(ddb.get_paginator("query").paginate(TableName="svc-dev-items", KeyConditionExpression="id = :p", ExpressionAttributeValues={{":p": {{"S": "page"}}}}, ScanIndexForward=False, PaginationConfig={{"PageSize": 2}}))
+assert [[i["ts"]["N"] for i in p["Items"]] for p in pages] == [["4", "3"], ["2", "1"], ["0"]], pages
 print([m["Body"] for m in got])
 print(etag)
 "#,

@@ -147,8 +147,58 @@ impl Table {
     /// `Scan` (with `FilterExpression`).
     pub fn scan(&self, req: &Value) -> Result<Value, Error> {
         let filter = condition(req, "FilterExpression")?;
+        let start = self.start_key(req)?;
         let guard = self.items.lock().expect("table lock");
-        Ok(listed(guard.values().collect(), filter.as_ref()))
+        let items = guard
+            .iter()
+            .filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s))
+            .map(|(_, v)| v)
+            .collect();
+        self.page(items, req, filter.as_ref())
+    }
+
+    /// `ExclusiveStartKey`, as the map's key: where the previous page stopped.
+    fn start_key(&self, req: &Value) -> Result<Option<(String, String)>, Error> {
+        req["ExclusiveStartKey"]
+            .as_object()
+            .map(|k| self.key_of(k))
+            .transpose()
+    }
+
+    /// One page of a `Query`/`Scan`: `Limit` items evaluated at most (before the filter, as
+    /// DynamoDB counts), and `LastEvaluatedKey` when more remain, so clients that page (the
+    /// SDKs' paginators) get every item.
+    fn page(
+        &self,
+        mut items: Vec<&Map<String, Value>>,
+        req: &Value,
+        filter: Option<&Condition>,
+    ) -> Result<Value, Error> {
+        let mut last = None;
+        if let Some(limit) = req.get("Limit").filter(|l| !l.is_null()) {
+            let limit = limit
+                .as_u64()
+                .filter(|l| *l >= 1)
+                .ok_or_else(|| invalid("1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"))?
+                as usize;
+            if items.len() > limit {
+                items.truncate(limit);
+                last = items.last().map(|i| {
+                    let mut key = Map::new();
+                    for name in std::iter::once(&self.partition).chain(&self.sort) {
+                        if let Some(v) = i.get(name) {
+                            key.insert(name.clone(), v.clone());
+                        }
+                    }
+                    key
+                });
+            }
+        }
+        let mut answer = listed(items, filter);
+        if let Some(key) = last {
+            answer["LastEvaluatedKey"] = Value::Object(key);
+        }
+        Ok(answer)
     }
 
     /// `Query` with `KeyConditionExpression`: `pk = :v` and optionally `AND sk <op> :w`,
@@ -233,20 +283,24 @@ impl Table {
                 })
             }
         };
+        let forward = req["ScanIndexForward"] != Value::Bool(false);
+        let start = self.start_key(req)?;
         let guard = self.items.lock().expect("table lock");
         let mut items: Vec<&Map<String, Value>> = guard
             .iter()
             .filter(|((p, s), _)| *p == pk && sk_filter(s))
+            .filter(|(k, _)| match &start {
+                None => true,
+                Some(s) if forward => *k > s,
+                Some(s) => *k < s,
+            })
             .map(|(_, v)| v)
             .collect();
-        if req["ScanIndexForward"] == Value::Bool(false) {
+        if !forward {
             items.reverse();
         }
-        if let Some(limit) = req["Limit"].as_u64() {
-            items.truncate(limit as usize);
-        }
         let filter = condition(req, "FilterExpression")?;
-        Ok(listed(items, filter.as_ref()))
+        self.page(items, req, filter.as_ref())
     }
 }
 
@@ -513,6 +567,32 @@ mod tests {
             (scan["Count"].clone(), scan["ScannedCount"].clone()),
             (json!(1), json!(2))
         );
+        // Pages: Limit counts what is evaluated; LastEvaluatedKey leads to the next page.
+        for i in 0..5 {
+            call(
+                "PutItem",
+                json!({"TableName": "t", "Item": {"id": {"S": format!("p{i}")}}}),
+            )
+            .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut start = Value::Null;
+        loop {
+            let mut req = json!({"TableName": "t", "Limit": 2});
+            if !start.is_null() {
+                req["ExclusiveStartKey"] = start.clone();
+            }
+            let page = call("Scan", req).unwrap();
+            for i in page["Items"].as_array().unwrap() {
+                seen.push(i["id"]["S"].as_str().unwrap().to_owned());
+            }
+            match page.get("LastEvaluatedKey") {
+                Some(k) => start = k.clone(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["b", "hits", "p0", "p1", "p2", "p3", "p4"]);
+        assert!(call("Scan", json!({"TableName": "t", "Limit": 0})).is_err());
         let bad = json!({"TableName": "t", "FilterExpression": "n.x = :v", "ExpressionAttributeValues": {":v": {"N": "5"}}});
         let e = call("Scan", bad).unwrap_err();
         assert!(
