@@ -206,16 +206,16 @@ fn a_closed_stdout_ends_ferry_quietly() {
         &["schema"],
         &["-c", "examples/hello-http/serverless.yaml", "print"],
     ] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        // The pipe's read end is closed before ferry even starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
             .current_dir(root())
             .args(args)
-            .stdout(std::process::Stdio::piped())
+            .stdout(writer)
             .stderr(std::process::Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        // The read end closes before ferry writes anything.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
