@@ -937,6 +937,14 @@ for call in [
     except s3.exceptions.ClientError as e:
         assert e.response["Error"]["Code"] == "NotImplemented", e.response
 assert s3.get_object(Bucket="svc-dev-files", Key="other/b.txt")["Body"].read() == b"x"
+# A folder marker is taken; a key under an object cannot be kept (a bucket is a folder here)
+# and says so at once (400, not retried).
+s3.put_object(Bucket="svc-dev-files", Key="marker/", Body=b"")
+try:
+    s3.put_object(Bucket="svc-dev-files", Key="other/b.txt/c", Body=b"x")
+    raise SystemExit("a key under an object was taken")
+except s3.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidRequest" and "a/b" in e.response["Error"]["Message"], e.response
 assert s3.get_bucket_location(Bucket="svc-dev-files")["LocationConstraint"] is None
 assert "Status" not in s3.get_bucket_versioning(Bucket="svc-dev-files")
 s3.delete_object(Bucket="svc-dev-files", Key="in/a.txt")

@@ -349,6 +349,23 @@ fn aws_chunked(body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// A write the bucket's folder cannot take. S3 keeps `a` and `a/b` side by side, a folder
+/// cannot: that conflict is the caller's to resolve (400, which SDKs do not retry); anything
+/// else is the machine's (500).
+fn key_conflict(key: &str, e: &std::io::Error) -> Response {
+    use std::io::ErrorKind::{AlreadyExists, IsADirectory, NotADirectory};
+    match e.kind() {
+        NotADirectory | IsADirectory | AlreadyExists => xml_error(
+            400,
+            "InvalidRequest",
+            &format!(
+                "ferry dev keeps a bucket as a folder, where `a` and `a/b` cannot both exist (S3 allows it): the key `{key}` collides with an object on its path or with objects under it; rename one of them"
+            ),
+        ),
+        _ => xml_error(500, "InternalError", &e.to_string()),
+    }
+}
+
 /// S3 sub-resources ferry's buckets do not keep (beyond `?location` and `?versioning` reads).
 const SUBRESOURCES: &[&str] = &[
     "accelerate",
@@ -758,8 +775,19 @@ fn s3(
             } else {
                 object_bytes(headers, &body)
             };
+            // A "folder" marker (an empty object whose key ends in `/`) is the folder itself.
+            if key.ends_with('/') && data.is_empty() {
+                return match std::fs::create_dir_all(&file) {
+                    Ok(()) => Response::builder()
+                        .status(200)
+                        .header("etag", format!("\"{}\"", super::queue::md5_hex(b"")))
+                        .body(Body::empty())
+                        .unwrap_or_else(|_| StatusCode::OK.into_response()),
+                    Err(e) => key_conflict(key, &e),
+                };
+            }
             if let Err(e) = bucket.put(&file, &data) {
-                return xml_error(500, "InternalError", &e.to_string());
+                return key_conflict(key, &e);
             }
             let etag = super::queue::md5_hex(&data);
             let how = if copied { "Copy" } else { "Put" };
