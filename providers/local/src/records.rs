@@ -32,10 +32,12 @@ pub struct QueueMessage<'a> {
 /// Lower-case hex MD5 of a string, as SQS reports `MD5OfMessageBody` (clients verify it).
 pub fn md5_hex(s: impl AsRef<[u8]>) -> String {
     use md5::{Digest, Md5};
-    Md5::digest(s.as_ref())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Md5::digest(s.as_ref()))
+}
+
+/// Bytes (a digest) as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Now, in epoch milliseconds.

@@ -366,6 +366,14 @@ fn key_conflict(key: &str, e: &std::io::Error) -> Response {
     }
 }
 
+/// A query parameter's value (empty for a bare `?uploads`).
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// S3 sub-resources ferry's buckets do not keep (beyond `?location` and `?versioning` reads).
 const SUBRESOURCES: &[&str] = &[
     "accelerate",
@@ -465,18 +473,12 @@ fn multipart(
     bucket: &super::storage::Bucket,
     key: &str,
     method: &Method,
-    query: &str,
+    params: &[(String, String)],
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Option<Response> {
     use super::storage::UploadError;
-    let params = crate::events::parse_query(query);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| param(params, name);
     let no_upload = || {
         xml_error(
             404,
@@ -649,11 +651,12 @@ fn s3(
     // path: acting on the object or the listing instead (a PutObjectTagging that overwrote
     // the object, a DeleteObjectTagging that deleted it) would lose data. The two that cost
     // nothing to answer are answered; the rest are refused.
-    let sub = crate::events::parse_query(query)
-        .into_iter()
-        .map(|(k, _)| k)
-        .find(|k| SUBRESOURCES.contains(&k.as_str()));
-    match (sub.as_deref(), key.is_empty(), &method) {
+    let params = crate::events::parse_query(query);
+    let sub = params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| SUBRESOURCES.contains(k));
+    match (sub, key.is_empty(), &method) {
         (None, ..) => {}
         (Some("location"), true, &Method::GET) => {
             return xml(200, format!(
@@ -675,17 +678,8 @@ fn s3(
     if key.is_empty() {
         return match method {
             Method::GET => {
-                let params = crate::events::parse_query(query);
-                let prefix = params
-                    .iter()
-                    .find(|(k, _)| k == "prefix")
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("");
-                let delimiter = params
-                    .iter()
-                    .find(|(k, _)| k == "delimiter")
-                    .map(|(_, v)| v.as_str())
-                    .filter(|d| !d.is_empty());
+                let prefix = param(&params, "prefix").unwrap_or("");
+                let delimiter = param(&params, "delimiter").filter(|d| !d.is_empty());
                 // With a delimiter, keys that go on past it after the prefix roll up into
                 // one common prefix each (the "folders" `aws s3 ls` shows as PRE).
                 let mut contents = String::new();
@@ -724,11 +718,7 @@ fn s3(
                 ))
             }
             // DeleteObjects (`aws s3 rm --recursive`): every listed key, each one's event.
-            Method::POST
-                if crate::events::parse_query(query)
-                    .iter()
-                    .any(|(k, _)| k == "delete") =>
-            {
+            Method::POST if param(&params, "delete").is_some() => {
                 let text = String::from_utf8_lossy(&body);
                 let mut deleted = String::new();
                 for object in text.split("<Object>").skip(1) {
@@ -760,7 +750,7 @@ fn s3(
     let Some(file) = bucket.path(key) else {
         return xml_error(400, "InvalidKey", "invalid key");
     };
-    if let Some(r) = multipart(s, &bucket, key, &method, query, headers, &body) {
+    if let Some(r) = multipart(s, &bucket, key, &method, &params, headers, &body) {
         return r;
     }
     match method {

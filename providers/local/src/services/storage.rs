@@ -222,8 +222,7 @@ impl Bucket {
                 let data = std::fs::read(dir.join(format!("part-{n:05}")))
                     .map_err(|_| UploadError::InvalidPart(*n))?;
                 let digest = Md5::digest(&data);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                if hex != etag.trim_matches('"') {
+                if crate::records::hex(&digest) != etag.trim_matches('"') {
                     return Err(UploadError::InvalidPart(*n));
                 }
                 if i + 1 < parts.len() && (data.len() as u64) < MIN_PART {
@@ -234,11 +233,7 @@ impl Bucket {
                 out.write_all(&data).map_err(io)?;
             }
             out.sync_all().map_err(io)?;
-            let etag: String = digests
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let etag = crate::records::hex(&digests.finalize());
             Ok((size, format!("{etag}-{}", parts.len())))
         })();
         let done = joined.and_then(|r| {
