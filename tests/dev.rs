@@ -22,6 +22,24 @@ fn test_python() -> String {
     std::env::var("FERRY_TEST_PYTHON").expect("FERRY_TEST_PYTHON is set by scripts/test.sh (a venv with awslambdaric and boto3); run the tests through it")
 }
 
+/// Runs a Python script (boto3 against ferry dev, mostly) with the test venv's python and
+/// `args`; fails the test unless it succeeds, and returns what it printed.
+fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(test_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 struct Dev {
     _child: Process,
     gateway: String,
@@ -288,11 +306,14 @@ fn queue_worker_example_through_the_aws_cli() {
         "the 12 MiB copy is whole"
     );
     let data = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/data/"]);
-    let names: Vec<String> = data
-        .lines()
-        .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
-        .collect();
-    assert_eq!(names, ["big-copy.bin", "moved r.txt"], "{data}");
+    // The keys an `aws s3 ls` listing shows (after date, time and size).
+    let keys = |listing: &str| -> Vec<String> {
+        listing
+            .lines()
+            .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(keys(&data), ["big-copy.bin", "moved r.txt"], "{data}");
     // The bucket's top level: folders roll up (a delimiter listing); `rm --recursive` is
     // DeleteObjects.
     let top = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/"]);
@@ -309,10 +330,12 @@ fn queue_worker_example_through_the_aws_cli() {
         "s3://queue-worker-dev-uploads/data/",
     ]);
     assert_eq!(
-        aws(&["s3", "ls", "--recursive", "s3://queue-worker-dev-uploads/"])
-            .lines()
-            .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>(),
+        keys(&aws(&[
+            "s3",
+            "ls",
+            "--recursive",
+            "s3://queue-worker-dev-uploads/"
+        ])),
         ["incoming/big.bin", "incoming/report.txt"]
     );
     let listing = aws(&["s3", "ls", "s3://queue-worker-dev-uploads/incoming/"]);
@@ -635,17 +658,7 @@ except c.exceptions.InvalidRequestContentException as e:
 "#,
         aws = d.aws
     );
-    let out = Command::new(test_python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = python_script(&script, &[]);
     let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(first["status"], 200);
     assert!(first["payload"].to_string().contains("boto"), "{first}");
@@ -713,18 +726,7 @@ except c.exceptions.ClientError as e:
 "#,
         aws = d.aws
     );
-    let out = Command::new(test_python())
-        .arg("-c")
-        .arg(script)
-        .arg(svc.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = python_script(&script, &[svc.path().as_os_str()]);
     let invalid = "Client context must be a valid Base64-encoded JSON object.";
     let lines: Vec<_> = stdout.lines().collect();
     // Three log tails: the invocation's START, what it printed, END and REPORT.
@@ -835,17 +837,7 @@ for kind, size in [("RequestResponse", 7_000_000), ("Event", 2_000_000)]:
 "#,
         aws = d.aws
     );
-    let out = Command::new(test_python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = python_script(&script, &[]);
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         [
@@ -999,13 +991,7 @@ print(etag)
 "#,
         aws = dev.aws
     );
-    let o = Command::new(test_python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stdout = python_script(&script, &[]);
     let (dead, multipart_etag) = stdout.trim().split_once('\n').unwrap();
     assert_eq!(dead, "['fail']");
     let read = |n: &str| std::fs::read_to_string(out.join(n)).unwrap_or_default();
