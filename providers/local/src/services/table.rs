@@ -285,6 +285,7 @@ impl Table {
         };
         let forward = req["ScanIndexForward"] != Value::Bool(false);
         let start = self.start_key(req)?;
+        let filter = condition(req, "FilterExpression")?;
         let guard = self.items.lock().expect("table lock");
         let mut items: Vec<&Map<String, Value>> = guard
             .iter()
@@ -299,7 +300,6 @@ impl Table {
         if !forward {
             items.reverse();
         }
-        let filter = condition(req, "FilterExpression")?;
         self.page(items, req, filter.as_ref())
     }
 }
